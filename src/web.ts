@@ -17,8 +17,10 @@ export async function startWeb(config: Config, logger: Logger): Promise<WebHandl
   const orm = await createOrm({ databaseUrl: config.databaseUrl, logger });
   const redis = createRedis(config.redisUrl, 'command');
   redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
+  const subscriber = createRedis(config.redisUrl, 'subscriber');
+  subscriber.on('error', (err) => logger.warn({ err: err.message }, 'redis subscriber error'));
   const queues = new AgentQueues({ redis, redisPrefix: config.redisPrefix });
-  const app = createApp({ config, logger, orm, redis, queues });
+  const { app, streams, hub } = createApp({ config, logger, orm, redis, subscriber, queues });
   const server = createServer(app.callback());
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve) => server.listen(config.port, config.host, resolve));
@@ -29,11 +31,13 @@ export async function startWeb(config: Config, logger: Logger): Promise<WebHandl
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
+      streams.closeAll();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
         setTimeout(() => server.closeAllConnections(), Math.min(config.shutdownGraceMs, 5000)).unref();
       });
+      hub.close();
       await queues.close();
       redis.disconnect();
       await orm.close();

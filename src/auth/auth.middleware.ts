@@ -13,9 +13,12 @@ export interface AuthUser {
 }
 
 /** koa-jwt verifies the token; we then resolve its subject to a live user (or 401). */
-export function authenticate(config: Config): Middleware {
+export function authenticate(config: Config, options: { cookie?: string; queryParam?: string } = {}): Middleware {
   const verify = koaJwt({
     secret: verificationKey(config) as any,
+    // Browsers cannot send a Bearer header when opening a dashboard: allow a cookie or query token there.
+    ...(options.cookie ? { cookie: options.cookie } : {}),
+    ...(options.queryParam ? { getToken: (ctx: any) => (typeof ctx.query[options.queryParam!] === 'string' ? ctx.query[options.queryParam!] : null) } : {}),
     algorithms: acceptedAlgorithms,
     key: 'jwt',
     ...(config.jwtIssuer ? { issuer: config.jwtIssuer } : {}),

@@ -1,3 +1,4 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
 import type { ApiRouter } from '../http/api-router.js';
 import { errorResponses } from '../http/openapi.js';
 import { pageOf, pageQuerySchema, type PageQuery } from '../db/pagination.js';
@@ -22,7 +23,12 @@ import {
   updateSession,
 } from './session.service.js';
 
-export function sessionRoutes(api: ApiRouter, hooks: { onDeleted?: (sessionId: string) => Promise<void> } = {}): void {
+export interface SessionRouteHooks {
+  /** Runs before the delete; the returned function runs after it committed. */
+  beforeDelete?: (em: EntityManager, sessionId: string) => Promise<() => Promise<void>>;
+}
+
+export function sessionRoutes(api: ApiRouter, hooks: SessionRouteHooks = {}): void {
   api.route<SessionBody>(
     {
       method: 'post',
@@ -89,8 +95,11 @@ export function sessionRoutes(api: ApiRouter, hooks: { onDeleted?: (sessionId: s
       responses: { 204: { description: 'deleted' }, ...errorResponses(401, 404) },
     },
     async (ctx, { params }) => {
-      const session = await deleteSession(ctx.state.em, requireAuth(ctx).id, params.id!);
-      await hooks.onDeleted?.(session.id);
+      const userId = requireAuth(ctx).id;
+      const session = await getSession(ctx.state.em, userId, params.id!);
+      const after = await hooks.beforeDelete?.(ctx.state.em, session.id);
+      await deleteSession(ctx.state.em, userId, session.id);
+      await after?.();
       ctx.status = 204;
     },
   );

@@ -1,0 +1,142 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { LockMode } from '@mikro-orm/core';
+import { ConflictError, NotFoundError } from '../errors.js';
+import { isUuid } from '../db/ids.js';
+import { Message, type IMessage } from '../messages/message.entity.js';
+import { ChatSession } from '../sessions/session.entity.js';
+import { Task, TERMINAL_STATUSES, type ITask, type TaskError, type TaskUsage } from './task.entity.js';
+
+export function presentTask(t: ITask) {
+  return {
+    id: t.id,
+    session_id: t.sessionId,
+    agent_id: t.agentId ?? null,
+    plan_id: t.planId ?? null,
+    status: t.status,
+    input: { content: t.input.content, message_id: t.input.message_id, ...(t.input.params ? { params: t.input.params } : {}) },
+    result: t.result ?? null,
+    error: t.error ?? null,
+    usage: t.usage,
+    attempts: t.attempts,
+    created_at: t.createdAt.toISOString(),
+    started_at: t.startedAt ? t.startedAt.toISOString() : null,
+    finished_at: t.finishedAt ? t.finishedAt.toISOString() : null,
+  };
+}
+
+export const isTerminal = (t: Pick<ITask, 'status'>) => TERMINAL_STATUSES.includes(t.status);
+
+export async function getTask(em: EntityManager, userId: string, id: string): Promise<ITask> {
+  const task = isUuid(id) ? await em.findOne(Task, { id, userId }) : null;
+  if (!task) throw new NotFoundError('task');
+  return task;
+}
+
+export async function listSessionTasks(em: EntityManager, sessionId: string, limit: number): Promise<ITask[]> {
+  return em.find(Task, { sessionId }, { orderBy: { createdAt: 'asc', id: 'asc' }, limit });
+}
+
+/**
+ * The task a session should run now: its oldest unfinished one. Tasks of a session run one
+ * at a time in posting order, so only this one may be on a queue.
+ */
+export async function sessionHead(em: EntityManager, sessionId: string): Promise<ITask | null> {
+  return em.findOne(
+    Task,
+    { sessionId, status: { $in: ['queued', 'running', 'awaiting_approval'] } },
+    { orderBy: { createdAt: 'asc', id: 'asc' } },
+  );
+}
+
+/**
+ * Moves a task into `running` for a new attempt. Returns null when it must not run
+ * (finished, cancelled, deleted): a retried or duplicate job then does nothing.
+ */
+export async function startAttempt(em: EntityManager, taskId: string): Promise<ITask | null> {
+  const rows = await em.execute<{ id: string }[]>(
+    `update tasks set status = 'running', attempts = attempts + 1, started_at = coalesce(started_at, now()), updated_at = now()
+     where id = ? and status in ('queued', 'running') returning id`,
+    [taskId],
+  );
+  if (!rows.length) return null;
+  return em.findOne(Task, { id: taskId }, { refresh: true });
+}
+
+/**
+ * Every change that ends a task locks its session row first: posting a message takes the
+ * same lock, so "is this the head of the session?" is never answered from a stale view.
+ */
+async function lockSession(em: EntityManager, sessionId: string) {
+  return em.findOne(ChatSession, { id: sessionId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+}
+
+export interface Completion {
+  task: ITask;
+  message: IMessage;
+}
+
+/** Stores the answer and completes the task, exactly once: a second call finds it finished. */
+export async function completeTask(
+  em: EntityManager,
+  taskId: string,
+  answer: { text: string; usage: TaskUsage },
+): Promise<Completion | null> {
+  return em.transactional(async (tx) => {
+    const probe = await tx.findOne(Task, { id: taskId });
+    if (!probe) return null;
+    const session = await lockSession(tx, probe.sessionId);
+    const task = await tx.findOne(Task, { id: taskId }, { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true });
+    if (!session || !task || task.status !== 'running') return null;
+    const now = new Date();
+    const message = tx.create(Message, {
+      sessionId: task.sessionId,
+      role: 'assistant',
+      content: answer.text,
+      agentId: task.agentId,
+      taskId: task.id,
+      createdAt: now,
+    });
+    task.status = 'completed';
+    task.result = answer.text;
+    task.usage = answer.usage;
+    task.error = null;
+    task.finishedAt = now;
+    session.messageCount += 1;
+    session.lastMessageAt = now;
+    session.lastActivityAt = now;
+    await tx.flush();
+    return { task, message };
+  });
+}
+
+/** Marks an unfinished task failed. Returns null when it had already finished. */
+export async function failTask(em: EntityManager, taskId: string, error: TaskError): Promise<ITask | null> {
+  return em.transactional(async (tx) => {
+    const probe = await tx.findOne(Task, { id: taskId });
+    if (!probe) return null;
+    await lockSession(tx, probe.sessionId);
+    const task = await tx.findOne(Task, { id: taskId }, { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true });
+    if (!task || isTerminal(task)) return null;
+    task.status = 'failed';
+    task.error = error;
+    task.finishedAt = new Date();
+    await tx.flush();
+    return task;
+  });
+}
+
+/** Cancels a task of the user's. Returns the task and whether it was already on a worker. */
+export async function cancelTask(em: EntityManager, userId: string, taskId: string): Promise<{ task: ITask; wasRunning: boolean }> {
+  const found = await getTask(em, userId, taskId);
+  return em.transactional(async (tx) => {
+    await lockSession(tx, found.sessionId);
+    const task = await tx.findOne(Task, { id: taskId }, { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true });
+    if (!task) throw new NotFoundError('task');
+    if (isTerminal(task)) throw new ConflictError('task_finished', `task is already ${task.status}`);
+    const wasRunning = task.status !== 'queued';
+    task.status = 'cancelled';
+    task.finishedAt = new Date();
+    await tx.flush();
+    return { task, wasRunning };
+  });
+}
