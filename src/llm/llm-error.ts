@@ -76,6 +76,17 @@ function retryAfterMs(headers: Headers | undefined): number | undefined {
   return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
 }
 
+/** "fetch failed: connect ECONNREFUSED 127.0.0.1:11434": the nested causes say what went wrong. */
+function causes(err: unknown): string {
+  const out: string[] = [];
+  let cause = (err as { cause?: unknown } | undefined)?.cause;
+  while (cause instanceof Error && out.length < 3) {
+    if (cause.message && !out.includes(cause.message)) out.push(cause.message);
+    cause = cause.cause;
+  }
+  return out.join(': ');
+}
+
 function scrub(message: string, apiKey: string | undefined): string {
   return apiKey && apiKey.length >= 4 ? message.split(apiKey).join('***') : message;
 }
@@ -98,8 +109,8 @@ export function toLlmError(err: unknown, ctx: ErrorContext, callerAborted: boole
     return make('provider_timeout', `${who} timed out for model "${ctx.model}": ${err.message}`);
   }
   if (err instanceof APIConnectionError) {
-    const cause = err.cause instanceof Error ? `: ${err.cause.message}` : '';
-    return make('provider_unavailable', `${who} is unreachable (${err.message.replace(/\.$/, '')}${cause})`);
+    const detail = causes(err);
+    return make('provider_unavailable', `${who} is unreachable: ${detail || err.message}`);
   }
   if (err instanceof APIError) {
     const status = err.status;
@@ -109,7 +120,8 @@ export function toLlmError(err: unknown, ctx: ErrorContext, callerAborted: boole
       const transient = err.type === 'server_error' || err.code === 'server_error';
       return make('provider_error', `${who} reported an error mid-stream: ${said}`, { retryable: transient });
     }
-    const opts = { status, retryAfterMs: retryAfterMs(err.headers) };
+    // No `cause`: everything useful is in the message, and the raw error carries response headers.
+    const opts = { status, retryAfterMs: retryAfterMs(err.headers), cause: undefined };
     if (status === 429) return make('provider_rate_limited', `${who} rate-limited the request (429): ${said}`, opts);
     if (status === 408) return make('provider_timeout', `${who} timed out (408): ${said}`, opts);
     if (status >= 500) return make('provider_unavailable', `${who} failed (${status}): ${said}`, opts);
@@ -126,8 +138,8 @@ export function toLlmError(err: unknown, ctx: ErrorContext, callerAborted: boole
   }
   if (err instanceof TypeError) {
     // undici's "terminated" / "other side closed": the connection died while the body streamed.
-    const cause = err.cause instanceof Error ? ` (${err.cause.message})` : '';
-    return make('provider_unavailable', `${who}: connection lost mid-stream: ${err.message}${cause}`);
+    const detail = causes(err);
+    return make('provider_unavailable', `${who}: connection lost mid-stream: ${err.message}${detail ? ` (${detail})` : ''}`);
   }
   const message = err instanceof Error ? err.message : String(err);
   return make('provider_error', `${who} failed for model "${ctx.model}": ${message}`, { retryable: false });
