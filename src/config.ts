@@ -40,6 +40,8 @@ export interface Config {
   heartbeatMs: number;
   deltaFlushMs: number;
   workerMaxQueues: number;
+  /** Most jobs of one agent a single worker process runs at once (the agent's limit still holds globally). */
+  workerAgentConcurrency: number;
   workerIdleCloseMs: number;
   workerLockMs: number;
   workerStalledIntervalMs: number;
@@ -80,6 +82,7 @@ const schema = {
     HEARTBEAT_MS: { type: 'integer', minimum: 100, maximum: 15000, default: 15000 },
     DELTA_FLUSH_MS: { type: 'integer', minimum: 0, maximum: 1000, default: 15 },
     WORKER_MAX_QUEUES: { type: 'integer', minimum: 1, maximum: 10000, default: 200 },
+    WORKER_AGENT_CONCURRENCY: { type: 'integer', minimum: 1, maximum: 50, default: 50 },
     WORKER_IDLE_CLOSE_MS: { type: 'integer', minimum: 100, default: 30000 },
     WORKER_LOCK_MS: { type: 'integer', minimum: 1000, default: 30000 },
     WORKER_STALLED_INTERVAL_MS: { type: 'integer', minimum: 500, default: 30000 },
@@ -104,12 +107,19 @@ function parseProviders(raw: string, problems: string[]): Config['providers'] {
   for (const entry of raw.split(',').map((s) => s.trim()).filter(Boolean)) {
     const m = /^([a-z0-9_-]+)=(https?:\/\/[^|]+)(?:\|(.+))?$/i.exec(entry);
     if (!m) {
-      problems.push(`LLM_PROVIDERS: "${entry}" must look like name=https://host/v1 or name=https://host/v1|api-key`);
+      const shown = entry.replace(/\|.*$/, '|***'); // never echo the API key
+      problems.push(`LLM_PROVIDERS: "${shown}" must look like name=https://host/v1 or name=https://host/v1|api-key`);
       continue;
     }
     providers[m[1]!.toLowerCase()] = { baseUrl: m[2]!, apiKey: m[3] };
   }
   return providers;
+}
+
+/** Config problems end up on stderr and in deploy logs: never echo secrets or URL passwords. */
+function redactValue(name: string, value: unknown): unknown {
+  if (/SECRET|KEY|PASSWORD|TOKEN/.test(name)) return '***';
+  return typeof value === 'string' ? value.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*):[^@]*@/i, '$1:***@') : value;
 }
 
 /** Development-only: a generated secret kept in an ignored file so tokens survive restarts. */
@@ -139,7 +149,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (!validate(input)) {
     for (const err of validate.errors ?? []) {
       const name = err.instancePath.replace(/^\//, '');
-      problems.push(`${name}: ${err.message}${name in input ? ` (got ${JSON.stringify(input[name])})` : ''}`);
+      problems.push(`${name}: ${err.message}${name in input ? ` (got ${JSON.stringify(redactValue(name, input[name]))})` : ''}`);
     }
   }
   const v = input as Record<string, any>;
@@ -189,6 +199,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     heartbeatMs: v.HEARTBEAT_MS,
     deltaFlushMs: v.DELTA_FLUSH_MS,
     workerMaxQueues: v.WORKER_MAX_QUEUES,
+    workerAgentConcurrency: v.WORKER_AGENT_CONCURRENCY,
     workerIdleCloseMs: v.WORKER_IDLE_CLOSE_MS,
     workerLockMs: v.WORKER_LOCK_MS,
     workerStalledIntervalMs: v.WORKER_STALLED_INTERVAL_MS,

@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -5,9 +6,6 @@ import type { Config } from '../src/config.js';
 import type { AgentQueues } from '../src/jobs/agent-queues.js';
 import { activityKeys, agentQueueName, bullPrefix } from '../src/jobs/queue-names.js';
 import type { JobHandlers } from './job-handlers.js';
-
-/** Local concurrency per agent consumer; the agent's real limit is the queue's global concurrency. */
-const LOCAL_CONCURRENCY = 50;
 
 interface Consumer {
   worker: Worker;
@@ -121,8 +119,11 @@ export class ConsumerManager {
       },
       {
         connection,
+        // Recorded on each job as processedBy, so operators (and tests) see which process ran it.
+        name: `${hostname()}:${process.pid}`,
         prefix: bullPrefix(config.redisPrefix),
-        concurrency: LOCAL_CONCURRENCY,
+        // The agent's real limit is the queue's global concurrency; this only caps one process's share.
+        concurrency: config.workerAgentConcurrency,
         lockDuration: config.workerLockMs,
         stalledInterval: config.workerStalledIntervalMs,
         maxStalledCount: 2,

@@ -51,6 +51,8 @@ export function eventRoutes(api: ApiRouter, streams: SessionStreams, heartbeatMs
       ctx.set('Connection', 'keep-alive');
       ctx.set('X-Accel-Buffering', 'no');
       ctx.body = stream;
+      // Send headers now: an NDJSON client must not wait for the first event to learn it is connected.
+      ctx.flushHeaders();
     },
   );
 }

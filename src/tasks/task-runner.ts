@@ -2,8 +2,6 @@ import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { Agent, type ModelParams } from '../agents/agent.entity.js';
-import { Message } from '../messages/message.entity.js';
-import { olderThan } from '../db/pagination.js';
 import type { EventLog } from '../events/event-log.js';
 import { LlmError, type ChatMessage, type LlmClients } from '../llm/llm-client.js';
 import { presentMessage } from '../sessions/session.service.js';
@@ -85,21 +83,27 @@ export class TaskRunner {
     for (const controller of this.inflight.values()) controller.abort(reason);
   }
 
+  /**
+   * System prompt, then the session's earlier turns in task order (a message posted while the
+   * session was busy must still see the answers that came before it), newest first within
+   * the message and token budgets, then the new message.
+   */
   async buildPrompt(em: EntityManager, task: ITask, systemPrompt: string): Promise<ChatMessage[]> {
     const { historyMaxMessages, historyMaxTokens } = this.deps.config;
-    const current = await em.findOne(Message, { id: task.input.message_id });
     const history: ChatMessage[] = [];
-    if (current && historyMaxMessages > 0) {
-      const previous = await em.find(
-        Message,
-        { sessionId: task.sessionId, role: { $in: ['user', 'assistant'] }, ...olderThan('createdAt', { at: current.createdAt, id: current.id }) } as any,
-        { orderBy: { createdAt: 'desc', id: 'desc' }, limit: historyMaxMessages },
+    if (historyMaxMessages > 0) {
+      const previous = await em.execute<{ role: 'user' | 'assistant'; content: string }[]>(
+        `select m.role, m.content from messages m join tasks t on t.id = m.task_id
+         where m.session_id = ? and m.role in ('user', 'assistant') and (t.created_at, t.id) < (?, ?)
+         order by t.created_at desc, t.id desc, m.created_at desc, m.id desc
+         limit ?`,
+        [task.sessionId, task.createdAt, task.id, historyMaxMessages],
       );
       let budget = historyMaxTokens - estimateTokens(systemPrompt) - estimateTokens(task.input.content);
       for (const m of previous) {
         budget -= estimateTokens(m.content);
         if (budget < 0) break;
-        history.unshift({ role: m.role as 'user' | 'assistant', content: m.content });
+        history.unshift({ role: m.role, content: m.content });
       }
     }
     return [{ role: 'system', content: systemPrompt }, ...history, { role: 'user', content: task.input.content }];
