@@ -5,8 +5,11 @@ import { createLogger } from './logger.js';
 
 const command = process.argv[2] ?? 'start';
 
+/** An error whose message is the whole story: printed without a stack trace. */
+class UsageError extends Error {}
+
 function fail(err: unknown): never {
-  if (err instanceof ConfigError) {
+  if (err instanceof ConfigError || err instanceof UsageError) {
     process.stderr.write(`cadre: ${err.message}\n`);
   } else {
     process.stderr.write(`cadre: ${(err as Error)?.stack ?? err}\n`);
@@ -48,20 +51,20 @@ async function main(): Promise<void> {
     }
     case 'make-admin': {
       const email = process.argv[3];
-      if (!email) fail(new Error('usage: npm run make-admin -- <email>'));
+      if (!email) fail(new UsageError('usage: npm run make-admin -- <email>'));
       const { createOrm } = await import('./db/orm.js');
       const { setRole } = await import('./auth/auth.service.js');
       const orm = await createOrm({ databaseUrl: config.databaseUrl, poolMax: 1 });
       const ok = await setRole(orm.em.fork(), email, 'admin');
       await orm.close();
-      if (!ok) fail(new Error(`no user with email ${email}`));
+      if (!ok) fail(new UsageError(`no user with email ${email}`));
       process.stdout.write(`${email} is now an admin\n`);
       return;
     }
     case 'start':
       return start();
     default:
-      fail(new Error(`unknown command "${command}" (start | web | worker | migrate | migration:create | make-admin)`));
+      fail(new UsageError(`unknown command "${command}" (start | web | worker | migrate | migration:create | make-admin)`));
   }
 }
 
@@ -79,10 +82,10 @@ async function start(): Promise<void> {
     });
     child.on('exit', (code, signal) => {
       if (stopping) return;
-      logger.error({ role, code, signal }, `${role} process exited; stopping`);
+      logger.error({ role, code, signal }, `${role} process exited unexpectedly; stopping`);
       stopping = true;
       for (const c of children) c.kill('SIGTERM');
-      process.exitCode = code ?? 1;
+      process.exitCode = code || 1; // a child that stops on its own is a failure, whatever its code
     });
     children.push(child);
   }

@@ -52,18 +52,28 @@ export async function login(em: EntityManager, config: Config, email: string, pa
 
 /**
  * Our own tokens carry the user id as `sub`. Tokens from an external identity provider are
- * matched (and on first sight provisioned) by their `email` claim.
+ * matched (and on first sight provisioned) by their `email` claim. Linking to an account that
+ * has a password needs `email_verified: true`, or anyone able to get an unverified address
+ * from the provider could take that account over.
  */
 export async function resolveTokenUser(em: EntityManager, config: Config, claims: any): Promise<AuthUser | null> {
   if (!claims || typeof claims.sub !== 'string') return null;
   let user: IUser | null = null;
   if (isUuid(claims.sub)) user = await em.findOne(User, { id: claims.sub });
   if (!user && config.jwtJwksUrl && typeof claims.email === 'string') {
+    if (claims.email_verified === false) return null;
     const email = normalizeEmail(claims.email);
     user = await em.findOne(User, { email });
+    if (user?.passwordHash && claims.email_verified !== true) return null;
     if (!user) {
       user = em.create(User, { email, passwordHash: null, role: roleFor(config, email) });
-      await em.flush();
+      try {
+        await em.flush();
+      } catch (err) {
+        if (!(err instanceof UniqueConstraintViolationException)) throw err;
+        em.clear(); // a concurrent first request provisioned it
+        user = await em.findOne(User, { email });
+      }
     }
   }
   if (!user) return null;

@@ -27,7 +27,8 @@ export async function ensureDatabase(databaseUrl: string, logger?: Logger): Prom
     await admin.query(`CREATE DATABASE "${dbName.replace(/"/g, '""')}"`);
     logger?.info({ database: dbName }, 'created database');
   } catch (err: any) {
-    if (err?.code !== '42P04') throw err; // another process created it first
+    // 42P04: another process created it first; 23505: it is creating it right now.
+    if (err?.code !== '42P04' && err?.code !== '23505') throw err;
   } finally {
     await admin.end();
   }

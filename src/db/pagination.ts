@@ -11,11 +11,14 @@ export function encodeCursor(at: Date, id: string): string {
   return Buffer.from(JSON.stringify([at.toISOString(), id])).toString('base64url');
 }
 
+const ISO_INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+
 export function decodeCursor(raw: string | undefined, field = 'cursor'): Cursor | undefined {
   if (raw === undefined || raw === '') return undefined;
   try {
     const [at, id] = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8')) as [string, string];
-    const date = new Date(at);
+    // Only the form encodeCursor writes: a crafted year like -4800 would reach PostgreSQL out of range (500).
+    const date = typeof at === 'string' && ISO_INSTANT.test(at) ? new Date(at) : new Date(Number.NaN);
     if (!Number.isNaN(date.getTime()) && typeof id === 'string' && isUuid(id)) return { at: date, id };
   } catch {
     // fall through to the validation error

@@ -104,6 +104,6 @@ export function createApp(deps: AppDeps): CadreApp {
   const docs = docsRouter(config.publicUrl);
   app.use(docs.routes());
   app.use(api.router.routes());
-  app.use(api.router.allowedMethods({ throw: true }));
+  app.use(api.router.allowedMethods());
   return { app, streams, hub };
 }

@@ -52,6 +52,15 @@ function jwtCode(err: any): { code: string; message: string } {
   return { code: 'invalid_token', message: 'token is invalid' };
 }
 
+/**
+ * The body parser pauses the request when it gives up (too large, broken JSON), and Node
+ * then leaves the unread rest of the body on the keep-alive socket, so the client's next
+ * request there would hang. Discard the rest instead, as Node does for unread bodies.
+ */
+function drainUnreadBody(ctx: Context): void {
+  if (!ctx.req.complete) ctx.req.resume();
+}
+
 /** Turns every error into API.md's error body with a stable code. */
 export function errorHandler(): Middleware {
   return async (ctx: Context, next: Next) => {
@@ -60,8 +69,12 @@ export function errorHandler(): Middleware {
       if (ctx.status === 404 && ctx.body === undefined) {
         ctx.status = 404;
         ctx.body = errorBody(ctx, 'route_not_found', `no route for ${ctx.method} ${ctx.path}`);
+      } else if (ctx.status === 405 && !ctx.body) {
+        ctx.status = 405; // allowedMethods() already set the Allow header
+        ctx.body = errorBody(ctx, 'method_not_allowed', `${ctx.method} is not allowed on ${ctx.path}`);
       }
     } catch (err: any) {
+      drainUnreadBody(ctx);
       if (err instanceof AppError) {
         ctx.status = err.status;
         for (const [k, v] of Object.entries(err.headers)) ctx.set(k, v);

@@ -5,7 +5,7 @@
  * chunking, delays, and a queue of failures for the next requests.
  *
  * Standalone: `npx tsx test/support/fake-llm.ts --port 4010 [--chunks 8] [--chunk-delay 20]
- * [--first-delay 100] [--timestamps] [--dimensions 1536]` prints its base URL.
+ * [--first-delay 100] [--timestamps] [--stamp] [--dimensions 1536]` prints its base URL.
  */
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -90,6 +90,12 @@ export interface FakeLlmOptions {
   defaults?: FakeModelBehaviour;
   /** Add `x_sent_at` (epoch ms, sub-ms precision) to every chunk, to measure chunk → client latency. Default false. */
   timestamps?: boolean;
+  /**
+   * Replace each streamed content chunk by its own send time, `<epoch ms>;`, the first one
+   * prefixed by the request's arrival time, `r<epoch ms>;`. What reaches a client through
+   * any pipeline then carries the provider-side times with it (benchmarks). Default false.
+   */
+  stampContent?: boolean;
   /** Embedding dimension when the request does not ask for one. Default 1536. */
   embeddingDimensions?: number;
   /** Requests kept per model for `requests()`; older ones are dropped. Default 1000. */
@@ -219,6 +225,7 @@ interface ModelState {
 export async function startFakeLlm(options: FakeLlmOptions = {}): Promise<FakeLlm> {
   const defaults: FakeModelBehaviour = { ...options.defaults, failures: [...(options.defaults?.failures ?? [])] };
   const timestamps = options.timestamps ?? false;
+  const stampContent = options.stampContent ?? false;
   const defaultDimensions = options.embeddingDimensions ?? 1536;
   const maxRecorded = options.maxRecordedRequests ?? 1000;
   const scripts = new Map<string, FakeModelBehaviour>();
@@ -278,6 +285,7 @@ export async function startFakeLlm(options: FakeLlmOptions = {}): Promise<FakeLl
   }
 
   function chat(res: ServerResponse, request: FakeChatRequest, behaviour: FakeModelBehaviour, failure: FakeFailure | undefined): void {
+    const arrivedAt = now();
     const model = request.model;
     const reply = typeof behaviour.reply === 'function' ? behaviour.reply(request) : (behaviour.reply ?? defaultReply(request, behaviour.mode));
     const finishReason = behaviour.finishReason ?? 'stop';
@@ -314,7 +322,14 @@ export async function startFakeLlm(options: FakeLlmOptions = {}): Promise<FakeLl
     const tail = `,"logprobs":null,"finish_reason":null}]${includeUsage ? ',"usage":null' : ''}`;
     const frame = (delta: string, finish = 'null', usageJson = includeUsage ? ',"usage":null' : '') =>
       `${head}${delta},"logprobs":null,"finish_reason":${finish}}]${usageJson}${timestamps ? `,"x_sent_at":${now()}` : ''}}\n\n`;
-    const content = (piece: string) => `${head}{"content":${JSON.stringify(piece)}}${tail}${timestamps ? `,"x_sent_at":${now()}` : ''}}\n\n`;
+    let arrival = stampContent ? `r${arrivedAt.toFixed(3)};` : '';
+    const stamp = (piece: string) => {
+      if (!stampContent) return piece;
+      const out = `${arrival}${now().toFixed(3)};`;
+      arrival = '';
+      return out;
+    };
+    const content = (piece: string) => `${head}{"content":${JSON.stringify(stamp(piece))}}${tail}${timestamps ? `,"x_sent_at":${now()}` : ''}}\n\n`;
 
     const stopAfter = failure && ('drop' in failure || 'streamError' in failure) ? Math.max(0, (failure as { afterChunks?: number }).afterChunks ?? 1) : Infinity;
     let i = 0;
@@ -523,6 +538,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     port: num('port') ?? 4010,
     host: typeof args.host === 'string' ? args.host : '127.0.0.1',
     timestamps: args.timestamps === true || args.timestamps === 'true',
+    stampContent: args.stamp === true || args.stamp === 'true',
     ...(num('dimensions') !== undefined ? { embeddingDimensions: num('dimensions')! } : {}),
     defaults: {
       ...(num('chunks') !== undefined ? { chunks: num('chunks')! } : {}),
