@@ -34,6 +34,8 @@ export class EventLog {
     private readonly options: EventLogOptions,
   ) {
     if (!(redis as any).cadreAppendEvent) redis.defineCommand('cadreAppendEvent', { numberOfKeys: 2, lua: APPEND });
+    // Load it now, so the first append is never a NOSCRIPT round trip that another command overtakes.
+    redis.script('LOAD', APPEND).catch(() => {});
   }
 
   private body<T extends EventType>(event: EventInput<T>): string {

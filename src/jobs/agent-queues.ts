@@ -44,14 +44,14 @@ export class AgentQueues {
     };
   }
 
-  /** Idempotent: the job id is the task id, so a second enqueue of the same task is a no-op. */
+  /**
+   * Idempotent: the job id is the task id, so a second enqueue of the same task is a no-op.
+   * The agent is marked active (for workers' periodic scan) and announced (for an immediate
+   * consumer) in the same round trip: commands on one connection run in the order sent.
+   */
   async enqueue<N extends JobName>(agentId: string, name: N, payload: JobPayloads[N], jobId: string): Promise<void> {
-    await this.queue(agentId).add(name, payload, this.jobOptions(jobId));
-    await this.options.redis
-      .multi()
-      .sadd(this.keys.activeAgents, agentId)
-      .publish(this.keys.activityChannel, agentId)
-      .exec();
+    const announced = this.options.redis.multi().sadd(this.keys.activeAgents, agentId).publish(this.keys.activityChannel, agentId).exec();
+    await Promise.all([announced, this.queue(agentId).add(name, payload, this.jobOptions(jobId))]);
   }
 
   /** The agent's concurrency_limit, enforced by BullMQ across every worker process. */

@@ -1,19 +1,15 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { LockMode } from '@mikro-orm/core';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { AppError, ConflictError, NotFoundError, ServiceUnavailableError } from '../errors.js';
 import { isUuid } from '../db/ids.js';
-import { Agent } from '../agents/agent.entity.js';
-import { ChatSession } from '../sessions/session.entity.js';
 import { presentMessage } from '../sessions/session.service.js';
 import type { PostMessageBody } from '../sessions/session.schema.js';
-import { Task } from '../tasks/task.entity.js';
+import { insertPostedMessage } from '../tasks/task-store.js';
 import { presentTask } from '../tasks/task.service.js';
 import type { TaskDispatcher } from '../tasks/task-dispatcher.js';
 import type { EventLog } from '../events/event-log.js';
 import { redisIsReady } from '../redis.js';
-import { Message } from './message.entity.js';
 
 export interface MessageServiceDeps {
   redis: Redis;
@@ -46,43 +42,31 @@ export class MessageService {
     if (!redisIsReady(this.deps.redis)) throw new ServiceUnavailableError('queue_unavailable', 'the job queue is unavailable; try again shortly');
 
     const agentId = body.agent_id;
-    const result = await em.transactional(async (tx) => {
-      const session = await tx.findOne(ChatSession, { id: sessionId, userId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
-      if (!session) throw new NotFoundError('session');
-      const agent = await tx.findOne(Agent, { id: agentId, userId });
-      if (!agent) throw new NotFoundError('agent');
-      const ahead = await tx.count(Task, { sessionId, status: { $in: ['queued', 'running', 'awaiting_approval'] } });
-      if (ahead > 0 && body.on_busy === 'reject') throw new ConflictError('session_busy', 'the session is still working on an earlier message');
-      const now = new Date();
-      const message = tx.create(Message, { sessionId, role: 'user', content: body.content, agentId, taskId: null, createdAt: now });
-      const task = tx.create(Task, {
-        userId,
-        sessionId,
-        agentId,
-        status: 'queued',
-        input: { content: body.content, message_id: message.id, ...(body.params ? { params: body.params } : {}) },
-        createdAt: now,
-      });
-      message.taskId = task.id;
-      session.messageCount += 1;
-      session.lastMessageAt = now;
-      session.lastActivityAt = now;
-      await tx.flush();
-      return { message, task, ahead };
+    const result = await insertPostedMessage(em, {
+      userId,
+      sessionId,
+      agentId,
+      content: body.content,
+      params: body.params,
+      rejectIfBusy: body.on_busy === 'reject',
     });
+    if (result === 'no_session') throw new NotFoundError('session');
+    if (result === 'no_agent') throw new NotFoundError('agent');
+    if (result === 'busy') throw new ConflictError('session_busy', 'the session is still working on an earlier message');
 
     const message = presentMessage(result.message);
     const task = presentTask(result.task);
-    try {
-      await this.deps.events.appendMany([
-        { type: 'message.created', session_id: sessionId, task_id: task.id, agent_id: agentId, data: { message } },
-        { type: 'task.queued', session_id: sessionId, task_id: task.id, agent_id: agentId, data: { task, position: result.ahead } },
-      ]);
-      if (result.ahead === 0) await this.deps.dispatcher.enqueue(result.task);
-    } catch (err) {
-      // Stored is stored: the sweeper enqueues tasks whose job never reached Redis.
-      this.deps.logger.warn({ err, task_id: task.id }, 'task stored but not enqueued; the sweeper will pick it up');
-    }
+    // Sent back to back on one connection, so Redis runs them in this order (task.queued
+    // before any event of the worker), for the price of a single round trip.
+    const published = this.deps.events.appendMany([
+      { type: 'message.created', session_id: sessionId, task_id: task.id, agent_id: agentId, data: { message } },
+      { type: 'task.queued', session_id: sessionId, task_id: task.id, agent_id: agentId, data: { task, position: result.ahead } },
+    ]);
+    const enqueued = result.ahead === 0 ? this.deps.dispatcher.enqueue(result.task) : Promise.resolve();
+    const [events, job] = await Promise.allSettled([published, enqueued]);
+    if (events.status === 'rejected') this.deps.logger.warn({ err: events.reason, task_id: task.id }, 'could not publish the message events');
+    // Stored is stored: the sweeper enqueues tasks whose job never reached Redis.
+    if (job.status === 'rejected') this.deps.logger.warn({ err: job.reason, task_id: task.id }, 'task stored but not enqueued; the sweeper will pick it up');
     return { message, task };
   }
 }

@@ -1,13 +1,14 @@
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import { Agent, type ModelParams } from '../agents/agent.entity.js';
+import type { ModelParams } from '../agents/agent.entity.js';
 import type { EventLog } from '../events/event-log.js';
 import { LlmError, type ChatMessage, type LlmClients } from '../llm/llm-client.js';
 import { presentMessage } from '../sessions/session.service.js';
 import type { ITask, TaskError } from './task.entity.js';
 import type { TaskDispatcher } from './task-dispatcher.js';
-import { completeTask, failTask, presentTask, startAttempt } from './task.service.js';
+import { failTask, presentTask } from './task.service.js';
+import { claimTask, completeTaskRow, type ClaimedTask } from './task-store.js';
 
 export type RunOutcome = 'completed' | 'failed' | 'cancelled' | 'skipped' | 'handed_back';
 
@@ -37,12 +38,16 @@ const estimateTokens = (text: string) => Math.ceil(text.length / 4) + 4;
 class DeltaBuffer {
   private text = '';
   private timer: NodeJS.Timeout | undefined;
-  private chain: Promise<unknown> = Promise.resolve();
+  private chain: Promise<unknown>;
 
   constructor(
     private readonly flushMs: number,
+    /** Deltas go out after this (the task.started event). */
+    after: Promise<unknown>,
     private readonly publish: (text: string) => Promise<unknown>,
-  ) {}
+  ) {
+    this.chain = after.catch(() => {});
+  }
 
   push(chunk: string): void {
     this.text += chunk;
@@ -86,25 +91,18 @@ export class TaskRunner {
   /**
    * System prompt, then the session's earlier turns in task order (a message posted while the
    * session was busy must still see the answers that came before it), newest first within
-   * the message and token budgets, then the new message.
+   * the token budget, then the new message.
    */
-  async buildPrompt(em: EntityManager, task: ITask, systemPrompt: string): Promise<ChatMessage[]> {
-    const { historyMaxMessages, historyMaxTokens } = this.deps.config;
+  buildPrompt(claimed: ClaimedTask, systemPrompt: string): ChatMessage[] {
+    const { historyMaxTokens } = this.deps.config;
+    const { task } = claimed;
     const history: ChatMessage[] = [];
-    if (historyMaxMessages > 0) {
-      const previous = await em.execute<{ role: 'user' | 'assistant'; content: string }[]>(
-        `select m.role, m.content from messages m join tasks t on t.id = m.task_id
-         where m.session_id = ? and m.role in ('user', 'assistant') and (t.created_at, t.id) < (?, ?)
-         order by t.created_at desc, t.id desc, m.created_at desc, m.id desc
-         limit ?`,
-        [task.sessionId, task.createdAt, task.id, historyMaxMessages],
-      );
-      let budget = historyMaxTokens - estimateTokens(systemPrompt) - estimateTokens(task.input.content);
-      for (const m of previous) {
-        budget -= estimateTokens(m.content);
-        if (budget < 0) break;
-        history.unshift({ role: m.role, content: m.content });
-      }
+    let budget = historyMaxTokens - estimateTokens(systemPrompt) - estimateTokens(task.input.content);
+    for (let i = claimed.history.length - 1; i >= 0; i--) {
+      const m = claimed.history[i]!;
+      budget -= estimateTokens(m.content);
+      if (budget < 0) break;
+      history.unshift({ role: m.role, content: m.content });
     }
     return [{ role: 'system', content: systemPrompt }, ...history, { role: 'user', content: task.input.content }];
   }
@@ -112,37 +110,35 @@ export class TaskRunner {
   async run(taskId: string, shutdown?: AbortSignal): Promise<RunOutcome> {
     const { orm, llm, events, config, logger } = this.deps;
     const em = orm.em.fork();
-    const task = await startAttempt(em, taskId);
-    if (!task) return 'skipped';
+    const claimed = await claimTask(em, taskId, config.historyMaxMessages);
+    if (!claimed) return 'skipped';
+    const { task, agent } = claimed;
     const log = logger.child({ task_id: task.id, session_id: task.sessionId, agent_id: task.agentId });
     const base = { session_id: task.sessionId, task_id: task.id, agent_id: task.agentId };
-
-    const agent = task.agentId ? await em.findOne(Agent, { id: task.agentId }) : null;
     if (!agent) return this.fail(em, task, { code: 'agent_not_found', message: 'the agent was deleted before the task ran' });
 
     const target = llm.describe(agent.model);
-    await events.append({ ...base, type: 'task.started', data: { attempt: task.attempts, model: target.model, provider: target.provider } });
-
+    // Not awaited: the model call starts now, and every later event is chained after this one.
+    const started = events.append({ ...base, type: 'task.started', data: { attempt: task.attempts, model: target.model, provider: target.provider } });
     const params: ModelParams = { ...agent.params, ...(task.input.params ?? {}) };
-    const messages = await this.buildPrompt(em, task, agent.systemPrompt);
+    const messages = this.buildPrompt(claimed, agent.systemPrompt);
     const controller = new AbortController();
     this.inflight.set(task.id, controller);
     const signals = [controller.signal, AbortSignal.timeout(config.taskTimeoutMs)];
     if (shutdown) signals.push(shutdown);
     const signal = AbortSignal.any(signals);
-    const deltas = new DeltaBuffer(config.deltaFlushMs, (text) => events.append({ ...base, type: 'message.delta', data: { text } }));
+    const deltas = new DeltaBuffer(config.deltaFlushMs, started, (text) => events.append({ ...base, type: 'message.delta', data: { text } }));
 
     try {
       const answer = await llm.streamChat({ model: agent.model, messages, params, signal, onDelta: (t) => deltas.push(t) });
-      await deltas.flush();
-      const done = await completeTask(em, task.id, { text: answer.text, usage: answer.usage });
+      const [done] = await Promise.all([completeTaskRow(em, task.id, { text: answer.text, usage: answer.usage }), deltas.flush()]);
       if (!done) return 'cancelled'; // cancelled (or deleted) while the model was answering
       await events.appendMany([
         { ...base, type: 'message.created', data: { message: presentMessage(done.message) } },
         { ...base, type: 'task.completed', data: { task: presentTask(done.task), message_id: done.message.id } },
       ]);
       await this.deps.dispatcher.advance(em, task.sessionId);
-      log.info({ usage: answer.usage, attempts: task.attempts }, 'task completed');
+      log.debug({ usage: answer.usage, attempts: task.attempts }, 'task completed');
       return 'completed';
     } catch (err) {
       await deltas.flush();

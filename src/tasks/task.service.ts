@@ -2,9 +2,8 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { LockMode } from '@mikro-orm/core';
 import { ConflictError, NotFoundError } from '../errors.js';
 import { isUuid } from '../db/ids.js';
-import { Message, type IMessage } from '../messages/message.entity.js';
 import { ChatSession } from '../sessions/session.entity.js';
-import { Task, TERMINAL_STATUSES, type ITask, type TaskError, type TaskUsage } from './task.entity.js';
+import { Task, TERMINAL_STATUSES, type ITask, type TaskError } from './task.entity.js';
 
 export function presentTask(t: ITask) {
   return {
@@ -49,64 +48,11 @@ export async function sessionHead(em: EntityManager, sessionId: string): Promise
 }
 
 /**
- * Moves a task into `running` for a new attempt. Returns null when it must not run
- * (finished, cancelled, deleted): a retried or duplicate job then does nothing.
- */
-export async function startAttempt(em: EntityManager, taskId: string): Promise<ITask | null> {
-  const rows = await em.execute<{ id: string }[]>(
-    `update tasks set status = 'running', attempts = attempts + 1, started_at = coalesce(started_at, now()), updated_at = now()
-     where id = ? and status in ('queued', 'running') returning id`,
-    [taskId],
-  );
-  if (!rows.length) return null;
-  return em.findOne(Task, { id: taskId }, { refresh: true });
-}
-
-/**
  * Every change that ends a task locks its session row first: posting a message takes the
  * same lock, so "is this the head of the session?" is never answered from a stale view.
  */
 async function lockSession(em: EntityManager, sessionId: string) {
   return em.findOne(ChatSession, { id: sessionId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
-}
-
-export interface Completion {
-  task: ITask;
-  message: IMessage;
-}
-
-/** Stores the answer and completes the task, exactly once: a second call finds it finished. */
-export async function completeTask(
-  em: EntityManager,
-  taskId: string,
-  answer: { text: string; usage: TaskUsage },
-): Promise<Completion | null> {
-  return em.transactional(async (tx) => {
-    const probe = await tx.findOne(Task, { id: taskId });
-    if (!probe) return null;
-    const session = await lockSession(tx, probe.sessionId);
-    const task = await tx.findOne(Task, { id: taskId }, { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true });
-    if (!session || !task || task.status !== 'running') return null;
-    const now = new Date();
-    const message = tx.create(Message, {
-      sessionId: task.sessionId,
-      role: 'assistant',
-      content: answer.text,
-      agentId: task.agentId,
-      taskId: task.id,
-      createdAt: now,
-    });
-    task.status = 'completed';
-    task.result = answer.text;
-    task.usage = answer.usage;
-    task.error = null;
-    task.finishedAt = now;
-    session.messageCount += 1;
-    session.lastMessageAt = now;
-    session.lastActivityAt = now;
-    await tx.flush();
-    return { task, message };
-  });
 }
 
 /** Marks an unfinished task failed. Returns null when it had already finished. */
