@@ -485,6 +485,92 @@ describe('direct execution (API + 2 worker processes + OpenAI-compatible test se
     expect(JSON.stringify(queues.body)).to.contain(agentQueueName(agent.id));
   });
 
+  it('fails the unfinished tasks of a deleted agent (agent_deleted) and lets the session move on', async () => {
+    const { user, agent, model } = await setup({ failures: [{ hang: true }] }, { concurrency_limit: 1 });
+    const other = await setup();
+    const sessionId = await newSession(user);
+    const running = await post(user, sessionId, agent.id, 'running when deleted');
+    const queued = await post(user, sessionId, agent.id, 'queued when deleted');
+    await fake.waitForRequests(model, 1);
+    const otherAgent = await request('POST', '/v1/agents', {
+      token: user.token,
+      body: { name: `other-${randomUUID().slice(0, 8)}`, system_prompt: 'You help.', model: other.model },
+    });
+    const after = await post(user, sessionId, otherAgent.body.id, 'to another agent');
+    expect((await request('DELETE', `/v1/agents/${agent.id}`, { token: user.token })).status).to.equal(204);
+    for (const t of [running, queued]) {
+      const done = await waitForTask(user, t.task.id);
+      expect(done.status).to.equal('failed');
+      expect(done.error.code).to.equal('agent_deleted');
+    }
+    expect((await waitForTask(user, after.task.id)).status).to.equal('completed');
+    await fake.waitForStats(model, (s) => s.inFlight === 0, 5000);
+  });
+
+  it('ends live streams when the API loses its Redis subscriber, so clients resume without a gap', async () => {
+    const { user, agent } = await setup({ chunks: 30, chunkDelayMs: 20 });
+    const sessionId = await newSession(user);
+    const reference = await openEvents(sessionId, { format: 'ndjson', token: user.token });
+    const first = await openEvents(sessionId, { format: 'ndjson', token: user.token });
+    const { task } = await post(user, sessionId, agent.id, 'keep talking');
+    await first.waitFor((e) => e.type === 'message.delta');
+    const clients = (await redis.client('LIST')) as string;
+    const line = clients.split('\n').find((l) => l.includes(`name=cadre:subscriber:${process.pid} `));
+    expect(line, 'the API subscriber connection').to.be.a('string');
+    await redis.client('KILL', 'ID', /id=(\d+)/.exec(line!)![1]!);
+    await first.closed; // the server ended the stream instead of leaving a silent gap
+    const seen = [...first.events];
+    const resumed = await openEvents(sessionId, { format: 'ndjson', token: user.token, lastEventId: seen.at(-1)!.id });
+    const isDone = (e: StreamedEvent) => e.type === 'task.completed' && e.task_id === task.id;
+    await resumed.waitFor(isDone);
+    resumed.close();
+    const all = await reference.waitFor(isDone).then(() => reference.events).catch(() => null);
+    reference.close();
+    const combined = [...seen, ...resumed.events];
+    expect(combined.map((e) => e.id)).to.deep.equal(combined.map((_, i) => combined[0]!.id + i), 'no gap, no duplicate');
+    if (all) expect(combined.at(-1)!.id).to.equal(all.at(-1)!.id);
+  });
+
+  it('announces a task whose end was committed but never published (the sweeper)', async () => {
+    const { user, agent } = await setup();
+    const sessionId = await newSession(user);
+    const taskId = randomUUID();
+    const messageId = randomUUID();
+    await withDb(async (c) => {
+      const at = new Date(Date.now() - 20_000);
+      await c.query(
+        `insert into tasks (id, user_id, session_id, agent_id, status, input, result, usage, attempts, created_at, started_at, finished_at, updated_at)
+         values ($1, $2, $3, $4, 'completed', $5, 'done long ago', '{"prompt_tokens":1,"completion_tokens":2}', 1, $6, $6, $6, $6)`,
+        [taskId, user.user.id, sessionId, agent.id, JSON.stringify({ content: 'q', message_id: messageId }), at],
+      );
+      await c.query(`insert into messages (id, session_id, role, content, agent_id, task_id, created_at) values ($1, $2, 'assistant', 'done long ago', $3, $4, $5)`, [
+        randomUUID(),
+        sessionId,
+        agent.id,
+        taskId,
+        at,
+      ]);
+    });
+    const events = await openEvents(sessionId, { format: 'sse', token: user.token, lastEventId: 0 });
+    const completed = await events.waitFor((e) => e.type === 'task.completed' && e.task_id === taskId, 15_000);
+    events.close();
+    expect(completed.data.task.result).to.equal('done long ago');
+    expect(events.events.map((e) => e.type)).to.deep.equal(['message.created', 'task.completed']);
+    const { rows } = await withDb((c) => c.query('select notified_at from tasks where id = $1', [taskId]));
+    expect(rows[0].notified_at).to.be.an.instanceOf(Date);
+  });
+
+  it('aborts a running task cancelled in the database even when the cancel message was missed', async () => {
+    const { user, agent, model } = await setup({ failures: [{ hang: true }] });
+    const sessionId = await newSession(user);
+    const { task } = await post(user, sessionId, agent.id, 'cancel me quietly');
+    await fake.waitForRequests(model, 1);
+    // As if the pub/sub message had been lost: only the row changes.
+    await withDb((c) => c.query(`update tasks set status = 'cancelled', finished_at = now() where id = $1`, [task.id]));
+    await fake.waitForStats(model, (s) => s.clientClosed === 1, 6000);
+    expect((await messagesOf(user, sessionId)).filter((m) => m.role === 'assistant')).to.have.length(0);
+  });
+
   it('refuses to boot a worker when a job name has no handler', () => {
     expect(() => assertHandlersComplete({})).to.throw(/agent\.run/);
     expect(() => assertHandlersComplete({ 'agent.run': async () => {} })).to.not.throw();

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { migrate } from '../src/db/migrate.js';
 import { migrationsList } from '../src/db/migrations/index.js';
+import { createOrm } from '../src/db/orm.js';
 import { runCli } from './support/cli.js';
 import {
   createDatabase,
@@ -45,6 +46,19 @@ describe('Migrations', () => {
 
     expect(await migrate(url)).to.deep.equal([]);
     expect((await schemaOf(url)).applied).to.deep.equal(allMigrations);
+  });
+
+  it('leaves no difference between the entities and the migrated schema (every change has a migration)', async () => {
+    const name = uniqueDatabaseName('cadre_migrate');
+    created.push(name);
+    const url = await createDatabase(name);
+    await migrate(url);
+    const orm = await createOrm({ databaseUrl: url, poolMax: 1 });
+    try {
+      expect(await orm.schema.getUpdateSchemaSQL()).to.equal('');
+    } finally {
+      await orm.close(true);
+    }
   });
 
   it('creates the database first when it does not exist', async () => {

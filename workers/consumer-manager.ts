@@ -41,6 +41,8 @@ export class ConsumerManager {
   private readonly shutdown = new AbortController();
   private tick: NodeJS.Timeout | undefined;
   private draining = false;
+  /** Workers closing in the background (an idle close that found a late job); drain awaits them. */
+  private readonly closing = new Set<Promise<void>>();
 
   constructor(private readonly deps: ConsumerManagerDeps) {
     this.keys = activityKeys(deps.config.redisPrefix);
@@ -102,6 +104,7 @@ export class ConsumerManager {
     }
     // Re-assert the limit: Redis may have lost the queue's meta, and the database is the truth.
     await queues.setConcurrency(agentId, limit);
+    if (this.draining || this.consumers.has(agentId)) return; // shutdown began while we waited
     const consumer: Consumer = { worker: undefined as unknown as Worker, active: 0, lastActivity: Date.now() };
     const worker = new Worker(
       agentQueueName(agentId),
@@ -150,11 +153,14 @@ export class ConsumerManager {
     return Object.values(counts).every((n) => n === 0);
   }
 
-  private async close(agentId: string): Promise<void> {
+  /** Stops consuming at once; a job that slipped in meanwhile finishes in the background. */
+  private close(agentId: string): void {
     const consumer = this.consumers.get(agentId);
     if (!consumer) return;
     this.consumers.delete(agentId);
-    await consumer.worker.close();
+    const closed = consumer.worker.close().catch((err) => this.deps.logger.warn({ err, agent_id: agentId }, 'consumer close failed'));
+    this.closing.add(closed);
+    void closed.finally(() => this.closing.delete(closed));
     this.deps.logger.debug({ agent_id: agentId, consumers: this.consumers.size }, 'consumer closed');
   }
 
@@ -163,7 +169,7 @@ export class ConsumerManager {
     const candidates = [...this.consumers.entries()].filter(([, c]) => c.active === 0).sort((a, b) => a[1].lastActivity - b[1].lastActivity);
     for (const [agentId] of candidates) {
       if (await this.isIdle(agentId)) {
-        await this.close(agentId);
+        this.close(agentId);
         return true;
       }
     }
@@ -179,7 +185,7 @@ export class ConsumerManager {
       for (const [agentId, consumer] of [...this.consumers.entries()]) {
         if (consumer.active > 0 || Date.now() - consumer.lastActivity < idleMs) continue;
         if (await this.isIdle(agentId)) {
-          await this.close(agentId);
+          this.close(agentId);
           // Only forget the agent when no job slipped in meanwhile (the producer re-adds it and notifies).
           if (await this.isIdle(agentId)) await this.deps.redis.srem(this.keys.activeAgents, agentId);
           else void this.open(agentId);
@@ -204,7 +210,7 @@ export class ConsumerManager {
     clearInterval(this.tick);
     await this.deps.subscriber.unsubscribe(this.keys.activityChannel).catch(() => {});
     const timer = setTimeout(() => this.shutdown.abort('shutdown'), graceMs);
-    await Promise.all([...this.consumers.values()].map((c) => c.worker.close()));
+    await Promise.all([...[...this.consumers.values()].map((c) => c.worker.close()), ...this.closing]);
     clearTimeout(timer);
     this.consumers.clear();
   }

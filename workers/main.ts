@@ -11,6 +11,7 @@ import { LlmClients } from '../src/llm/llm-client.js';
 import { createRedis } from '../src/redis.js';
 import { TaskDispatcher } from '../src/tasks/task-dispatcher.js';
 import { TaskRunner } from '../src/tasks/task-runner.js';
+import { TaskAnnouncer } from '../src/tasks/task-announcer.js';
 import { ConsumerManager } from './consumer-manager.js';
 import { assertHandlersComplete, jobHandlers } from './job-handlers.js';
 import { Sweeper } from './sweeper.js';
@@ -34,7 +35,8 @@ export async function startWorker(config: Config, logger: Logger): Promise<Worke
   const queues = new AgentQueues({ redis, redisPrefix: config.redisPrefix });
   const events = new EventLog(redis, { redisPrefix: config.redisPrefix, maxLength: config.eventLogMaxLength, ttlSeconds: config.eventLogTtlSeconds });
   const dispatcher = new TaskDispatcher(queues, logger);
-  const runner = new TaskRunner({ config, orm, llm: new LlmClients(config), events, dispatcher, logger });
+  const announcer = new TaskAnnouncer(events, dispatcher, logger);
+  const runner = new TaskRunner({ config, orm, llm: new LlmClients(config), events, announcer, logger });
   const handlers = jobHandlers(runner);
   assertHandlersComplete(handlers);
 
@@ -63,6 +65,7 @@ export async function startWorker(config: Config, logger: Logger): Promise<Worke
     redis,
     queues,
     dispatcher,
+    announcer,
     runner,
     logger,
     redisPrefix: config.redisPrefix,
@@ -76,6 +79,7 @@ export async function startWorker(config: Config, logger: Logger): Promise<Worke
     (stopping ??= (async () => {
       sweeper.stop();
       await consumers.drain(config.shutdownGraceMs);
+      runner.stop();
       await queues.close();
       subscriber.disconnect();
       connection.disconnect();

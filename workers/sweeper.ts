@@ -2,6 +2,7 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { AgentQueues } from '../src/jobs/agent-queues.js';
+import type { TaskAnnouncer } from '../src/tasks/task-announcer.js';
 import type { TaskDispatcher } from '../src/tasks/task-dispatcher.js';
 import type { TaskRunner } from '../src/tasks/task-runner.js';
 
@@ -9,14 +10,17 @@ interface HeadRow {
   id: string;
   session_id: string;
   agent_id: string | null;
+  agent_exists: boolean;
   status: string;
   age_ms: number;
 }
 
 /**
- * PostgreSQL is the truth, Redis may forget. Periodically (one worker at a time) find each
- * session's head task and make sure a job exists for it: this recovers tasks whose enqueue
- * failed after commit, and work lost with a Redis restart.
+ * PostgreSQL is the truth, Redis may forget. Periodically (one worker at a time):
+ * - announce tasks that ended but whose events never went out (Redis failed after the commit);
+ * - make sure each session's head task has a job, and that its agent is known to have work
+ *   (recovers enqueues that failed after commit, and work lost with a Redis restart);
+ * - fail head tasks whose agent was deleted, so their sessions move on.
  */
 export class Sweeper {
   private timer: NodeJS.Timeout | undefined;
@@ -28,6 +32,7 @@ export class Sweeper {
       redis: Redis;
       queues: AgentQueues;
       dispatcher: TaskDispatcher;
+      announcer: TaskAnnouncer;
       runner: TaskRunner;
       logger: Logger;
       redisPrefix: string;
@@ -49,30 +54,41 @@ export class Sweeper {
   }
 
   async sweep(): Promise<number> {
-    const { orm, redis, queues, dispatcher, intervalMs, graceMs, logger } = this.deps;
+    const { orm, redis, queues, dispatcher, announcer, intervalMs, graceMs, logger } = this.deps;
     const got = await redis.set(this.lockKey, String(process.pid), 'PX', Math.max(intervalMs - 100, 500), 'NX');
     if (!got) return 0;
     const em = orm.em.fork();
+    let repaired = await announcer.sweep(em, graceMs);
     const heads = await em.execute<HeadRow[]>(
-      `select distinct on (session_id) id, session_id, agent_id, status,
-              (extract(epoch from (now() - updated_at)) * 1000)::int as age_ms
-       from tasks where status in ('queued', 'running', 'awaiting_approval')
-       order by session_id, created_at, id`,
+      `select distinct on (t.session_id) t.id, t.session_id, t.agent_id, t.status,
+              exists (select 1 from agents a where a.id = t.agent_id) as agent_exists,
+              (extract(epoch from (now() - t.updated_at)) * 1000)::int as age_ms
+       from tasks t where t.status in ('queued', 'running', 'awaiting_approval')
+       order by t.session_id, t.created_at, t.id`,
     );
-    let repaired = 0;
     for (const head of heads) {
-      if (!head.agent_id || head.status === 'awaiting_approval' || head.age_ms < graceMs) continue;
+      if (!head.agent_id || head.status === 'awaiting_approval') continue;
+      const task = { id: head.id, sessionId: head.session_id, agentId: head.agent_id };
+      if (!head.agent_exists) {
+        await this.deps.runner.fail(em, task, { code: 'agent_not_found', message: 'the agent was deleted before the task ran' });
+        repaired += 1;
+        continue;
+      }
+      if (head.age_ms < graceMs) continue;
       const job = await queues.queue(head.agent_id).getJob(head.id);
       const state = job ? await job.getState() : 'missing';
-      if (state === 'failed') {
-        await this.deps.runner.fail(em, { id: head.id, sessionId: head.session_id, agentId: head.agent_id }, {
+      if (state === 'waiting' || state === 'delayed' || state === 'prioritized') {
+        // The job is there; make sure some worker knows its agent has work.
+        await queues.announce(head.agent_id);
+      } else if (state === 'failed') {
+        await this.deps.runner.fail(em, task, {
           code: 'internal_error',
           message: job?.failedReason || 'the job failed',
         });
         repaired += 1;
       } else if (state === 'missing' || state === 'unknown' || state === 'completed') {
         if (job && state === 'completed') await job.remove().catch(() => {});
-        await dispatcher.enqueue({ id: head.id, sessionId: head.session_id, agentId: head.agent_id });
+        await dispatcher.enqueue(task);
         repaired += 1;
       }
     }

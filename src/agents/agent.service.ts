@@ -4,6 +4,9 @@ import { ConflictError, NotFoundError } from '../errors.js';
 import { isUuid } from '../db/ids.js';
 import { decodeCursor, encodeCursor, olderThan } from '../db/pagination.js';
 import type { AgentQueues } from '../jobs/agent-queues.js';
+import { Task } from '../tasks/task.entity.js';
+import { failTask } from '../tasks/task.service.js';
+import type { TaskAnnouncer } from '../tasks/task-announcer.js';
 import { Agent, type IAgent } from './agent.entity.js';
 import type { AgentBody } from './agent.schema.js';
 
@@ -39,7 +42,10 @@ async function flushUnique(em: EntityManager, name: string): Promise<void> {
 }
 
 export class AgentService {
-  constructor(private readonly queues: AgentQueues) {}
+  constructor(
+    private readonly queues: AgentQueues,
+    private readonly announcer: TaskAnnouncer,
+  ) {}
 
   /** The user's agent, or not_found (also for other users' agents and malformed ids). */
   async get(em: EntityManager, userId: string, id: string): Promise<IAgent> {
@@ -96,9 +102,16 @@ export class AgentService {
     return agent;
   }
 
+  /** Deletes the agent; its unfinished tasks fail (`agent_deleted`) so their sessions move on. */
   async remove(em: EntityManager, userId: string, id: string): Promise<void> {
     const agent = await this.get(em, userId, id);
+    const unfinished = await em.find(Task, { agentId: agent.id, status: { $in: ['queued', 'running', 'awaiting_approval'] } });
     await em.remove(agent).flush();
-    await this.queues.dropAgent(agent.id);
+    await this.queues.dropAgent(agent.id).catch(() => {});
+    for (const task of unfinished) {
+      if (task.status !== 'queued') await this.queues.publishCancel(task.id).catch(() => {});
+      const failed = await failTask(em, task.id, { code: 'agent_deleted', message: 'the agent was deleted' });
+      if (failed) await this.announcer.announceSafely(em, failed);
+    }
   }
 }

@@ -14,6 +14,7 @@ export class EventHub {
   private readonly pending = new Map<string, Promise<unknown>>();
   private readonly prefix: string;
   private closed = false;
+  private readonly lostHandlers: Array<() => void> = [];
 
   constructor(
     private readonly subscriber: Redis,
@@ -21,6 +22,13 @@ export class EventHub {
     private readonly logger: Logger,
   ) {
     this.prefix = eventChannelPrefix(redisPrefix);
+    // Pub/sub keeps nothing for a disconnected subscriber: whatever is published until ioredis
+    // has resubscribed is gone, so the streams must end and resume from the log.
+    subscriber.on('close', () => {
+      if (this.closed) return;
+      this.logger.warn('event subscriber connection lost; ending streams so clients resume');
+      for (const handler of this.lostHandlers) handler();
+    });
     subscriber.on('message', (channel: string, raw: string) => {
       const set = this.listeners.get(channel.slice(this.prefix.length));
       if (!set) return;
@@ -64,6 +72,10 @@ export class EventHub {
       this.listeners.delete(sessionId);
       if (!this.closed) this.subscriber.unsubscribe(this.prefix + sessionId).catch(() => {});
     }
+  }
+
+  onConnectionLost(handler: () => void): void {
+    this.lostHandlers.push(handler);
   }
 
   get streamCount(): number {

@@ -1,6 +1,7 @@
 import { PassThrough } from 'node:stream';
 import type { EventHub } from './event-hub.js';
 import { eventIdOf, type EventLog } from './event-log.js';
+import { ServiceUnavailableError } from '../errors.js';
 
 export type StreamFormat = 'sse' | 'ndjson';
 
@@ -22,30 +23,42 @@ function typeOf(raw: string): string {
  * client's last id, then drain the buffer and go live, dropping any id already sent.
  * That ordering is what makes resumption free of gaps and duplicates.
  */
+/** A client this far behind is cut off; it resumes with Last-Event-ID when it catches up. */
+const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
+
 export class SessionStreams {
   private readonly open = new Set<PassThrough>();
+  private closing = false;
 
   constructor(
     private readonly hub: EventHub,
     private readonly log: EventLog,
-  ) {}
+  ) {
+    hub.onConnectionLost(() => this.endAll());
+  }
 
   async connect(options: OpenStreamOptions): Promise<PassThrough> {
+    if (this.closing) throw new ServiceUnavailableError('shutting_down', 'this server is shutting down; reconnect');
     const out = new PassThrough();
+    const send = (text: string) => {
+      if (out.writableEnded || out.destroyed) return;
+      out.write(text);
+      if (out.writableLength > MAX_BUFFERED_BYTES) out.destroy();
+    };
     let lastSent = options.lastEventId ?? -1;
     let live = false;
     const buffered: Array<[string, number]> = [];
     const write = (raw: string, id: number) => {
       if (id <= lastSent) return;
       lastSent = id;
-      out.write(options.format === 'sse' ? `id: ${id}\nevent: ${typeOf(raw)}\ndata: ${raw}\n\n` : `${raw}\n`);
+      send(options.format === 'sse' ? `id: ${id}\nevent: ${typeOf(raw)}\ndata: ${raw}\n\n` : `${raw}\n`);
     };
     const unsubscribe = await this.hub.subscribe(options.sessionId, (raw, id) => {
       if (live) write(raw, id);
       else buffered.push([raw, id]);
     });
     const heartbeat = setInterval(() => {
-      out.write(options.format === 'sse' ? `: heartbeat ${Date.now()}\n\n` : '{"type":"heartbeat"}\n');
+      send(options.format === 'sse' ? `: heartbeat ${Date.now()}\n\n` : '{"type":"heartbeat"}\n');
     }, options.heartbeatMs);
     const cleanup = () => {
       clearInterval(heartbeat);
@@ -55,7 +68,7 @@ export class SessionStreams {
     out.once('close', cleanup);
     this.open.add(out);
 
-    if (options.format === 'sse') out.write(`retry: 2000\n: connected\n\n`);
+    if (options.format === 'sse') send(`retry: 2000\n: connected\n\n`);
     try {
       if (options.lastEventId !== undefined) {
         const past = await this.log.after(options.sessionId, options.lastEventId);
@@ -82,9 +95,15 @@ export class SessionStreams {
     return this.open.size;
   }
 
-  /** Graceful shutdown: end every stream so clients reconnect elsewhere with Last-Event-ID. */
-  closeAll(): void {
+  /** Ends every stream; clients reconnect with Last-Event-ID and miss nothing. */
+  endAll(): void {
     for (const out of this.open) out.end();
     this.open.clear();
+  }
+
+  /** Graceful shutdown: end every stream and accept no new ones. */
+  closeAll(): void {
+    this.closing = true;
+    this.endAll();
   }
 }

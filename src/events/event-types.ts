@@ -7,7 +7,8 @@ export interface EventPayloads {
   'task.queued': { task: Record<string, unknown>; position: number };
   /** `attempt` > 1 means an earlier attempt was interrupted: discard its partial deltas. */
   'task.started': { attempt: number; model: string; provider: string };
-  'message.delta': { text: string };
+  /** `attempt` matches the task.started it belongs to. */
+  'message.delta': { text: string; attempt: number };
   'tool.call': Record<string, unknown>;
   'tool.result': Record<string, unknown>;
   'approval.required': Record<string, unknown>;

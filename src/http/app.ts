@@ -15,6 +15,7 @@ import { messageRoutes } from '../messages/message.routes.js';
 import { MessageService } from '../messages/message.service.js';
 import { taskRoutes } from '../tasks/task.routes.js';
 import { TaskDispatcher } from '../tasks/task-dispatcher.js';
+import { TaskAnnouncer } from '../tasks/task-announcer.js';
 import { Task } from '../tasks/task.entity.js';
 import { eventRoutes } from '../events/event.routes.js';
 import { EventHub } from '../events/event-hub.js';
@@ -51,6 +52,7 @@ export function createApp(deps: AppDeps): CadreApp {
   const hub = new EventHub(deps.subscriber, config.redisPrefix, logger);
   const streams = new SessionStreams(hub, events);
   const dispatcher = new TaskDispatcher(queues, logger);
+  const announcer = new TaskAnnouncer(events, dispatcher, logger);
 
   app.use(requestContext(logger));
   app.use(accessLog());
@@ -83,7 +85,7 @@ export function createApp(deps: AppDeps): CadreApp {
   const api = new ApiRouter(authenticate(config));
   healthRoutes(api, { orm, redis });
   authRoutes(api, config);
-  agentRoutes(api, new AgentService(queues));
+  agentRoutes(api, new AgentService(queues, announcer));
   sessionRoutes(api, {
     // Stop whatever still runs for a deleted session; its rows are already gone.
     beforeDelete: async (em, sessionId) => {
@@ -98,7 +100,7 @@ export function createApp(deps: AppDeps): CadreApp {
     },
   });
   messageRoutes(api, new MessageService({ redis, events, dispatcher, logger }));
-  taskRoutes(api, { queues, events, dispatcher });
+  taskRoutes(api, { queues, announcer, logger });
   eventRoutes(api, streams, config.heartbeatMs);
 
   const docs = docsRouter(config.publicUrl);

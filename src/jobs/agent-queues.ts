@@ -54,6 +54,11 @@ export class AgentQueues {
     await Promise.all([announced, this.queue(agentId).add(name, payload, this.jobOptions(jobId))]);
   }
 
+  /** Marks the agent as having work and tells the workers (the sweeper's repair). */
+  async announce(agentId: string): Promise<void> {
+    await this.options.redis.multi().sadd(this.keys.activeAgents, agentId).publish(this.keys.activityChannel, agentId).exec();
+  }
+
   /** The agent's concurrency_limit, enforced by BullMQ across every worker process. */
   async setConcurrency(agentId: string, limit: number): Promise<void> {
     await this.queue(agentId).setGlobalConcurrency(limit);

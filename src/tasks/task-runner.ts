@@ -4,10 +4,9 @@ import type { Config } from '../config.js';
 import type { ModelParams } from '../agents/agent.entity.js';
 import type { EventLog } from '../events/event-log.js';
 import { LlmError, type ChatMessage, type LlmClients } from '../llm/llm-client.js';
-import { presentMessage } from '../sessions/session.service.js';
 import type { ITask, TaskError } from './task.entity.js';
-import type { TaskDispatcher } from './task-dispatcher.js';
-import { failTask, presentTask } from './task.service.js';
+import { failTask } from './task.service.js';
+import type { TaskAnnouncer } from './task-announcer.js';
 import { claimTask, completeTaskRow, type ClaimedTask } from './task-store.js';
 
 export type RunOutcome = 'completed' | 'failed' | 'cancelled' | 'skipped' | 'handed_back';
@@ -24,8 +23,10 @@ export interface TaskRunnerDeps {
   orm: MikroORM;
   llm: LlmClients;
   events: EventLog;
-  dispatcher: TaskDispatcher;
+  announcer: TaskAnnouncer;
   logger: Logger;
+  /** How often running tasks are checked for a cancel whose message was missed. Default 2000 ms. */
+  cancelCheckMs?: number;
 }
 
 /** Rough token estimate (4 characters a token) for the history budget; no tokenizer needed. */
@@ -70,8 +71,30 @@ class DeltaBuffer {
 /** Runs one direct-mode task: prompt, streamed model call, stored answer, events. */
 export class TaskRunner {
   private readonly inflight = new Map<string, AbortController>();
+  private readonly watchdog: NodeJS.Timeout;
 
-  constructor(private readonly deps: TaskRunnerDeps) {}
+  constructor(private readonly deps: TaskRunnerDeps) {
+    // Cancels travel by pub/sub, which drops messages while a connection is down: the
+    // database is asked too, once for all running tasks of this process.
+    this.watchdog = setInterval(() => void this.checkCancelled(), deps.cancelCheckMs ?? 2000);
+    this.watchdog.unref();
+  }
+
+  private async checkCancelled(): Promise<void> {
+    if (!this.inflight.size) return;
+    try {
+      const rows = await this.deps.orm.em
+        .fork()
+        .execute<{ id: string }[]>(`select id from tasks where id in (?) and status = 'cancelled'`, [[...this.inflight.keys()]]); // arrays expand to a list
+      for (const { id } of rows) this.abort(id, 'cancelled');
+    } catch (err) {
+      this.deps.logger.warn({ err }, 'cancel check failed');
+    }
+  }
+
+  stop(): void {
+    clearInterval(this.watchdog);
+  }
 
   get running(): number {
     return this.inflight.size;
@@ -108,10 +131,26 @@ export class TaskRunner {
   }
 
   async run(taskId: string, shutdown?: AbortSignal): Promise<RunOutcome> {
-    const { orm, llm, events, config, logger } = this.deps;
+    // Registered before the claim, so a cancel that lands right after it still aborts.
+    const controller = new AbortController();
+    this.inflight.set(taskId, controller);
+    try {
+      return await this.attempt(taskId, controller, shutdown);
+    } finally {
+      this.inflight.delete(taskId);
+    }
+  }
+
+  private async attempt(taskId: string, controller: AbortController, shutdown?: AbortSignal): Promise<RunOutcome> {
+    const { orm, llm, events, config, logger, announcer } = this.deps;
     const em = orm.em.fork();
     const claimed = await claimTask(em, taskId, config.historyMaxMessages);
-    if (!claimed) return 'skipped';
+    if (!claimed) {
+      // Ended already; if its end was never announced (Redis failed after the commit), do it now.
+      const ended = await announcer.pending(em, taskId);
+      if (ended) await announcer.announce(em, ended);
+      return 'skipped';
+    }
     const { task, agent } = claimed;
     const log = logger.child({ task_id: task.id, session_id: task.sessionId, agent_id: task.agentId });
     const base = { session_id: task.sessionId, task_id: task.id, agent_id: task.agentId };
@@ -122,22 +161,18 @@ export class TaskRunner {
     const started = events.append({ ...base, type: 'task.started', data: { attempt: task.attempts, model: target.model, provider: target.provider } });
     const params: ModelParams = { ...agent.params, ...(task.input.params ?? {}) };
     const messages = this.buildPrompt(claimed, agent.systemPrompt);
-    const controller = new AbortController();
-    this.inflight.set(task.id, controller);
     const signals = [controller.signal, AbortSignal.timeout(config.taskTimeoutMs)];
     if (shutdown) signals.push(shutdown);
     const signal = AbortSignal.any(signals);
-    const deltas = new DeltaBuffer(config.deltaFlushMs, started, (text) => events.append({ ...base, type: 'message.delta', data: { text } }));
+    const deltas = new DeltaBuffer(config.deltaFlushMs, started, (text) =>
+      events.append({ ...base, type: 'message.delta', data: { text, attempt: task.attempts } }),
+    );
 
     try {
       const answer = await llm.streamChat({ model: agent.model, messages, params, signal, onDelta: (t) => deltas.push(t) });
       const [done] = await Promise.all([completeTaskRow(em, task.id, { text: answer.text, usage: answer.usage }), deltas.flush()]);
       if (!done) return 'cancelled'; // cancelled (or deleted) while the model was answering
-      await events.appendMany([
-        { ...base, type: 'message.created', data: { message: presentMessage(done.message) } },
-        { ...base, type: 'task.completed', data: { task: presentTask(done.task), message_id: done.message.id } },
-      ]);
-      await this.deps.dispatcher.advance(em, task.sessionId);
+      await announcer.announce(em, done.task, done.message);
       log.debug({ usage: answer.usage, attempts: task.attempts }, 'task completed');
       return 'completed';
     } catch (err) {
@@ -154,8 +189,6 @@ export class TaskRunner {
         return this.fail(em, task, { code: err.code, message: err.message });
       }
       throw err; // infrastructure trouble: let the queue retry the job
-    } finally {
-      this.inflight.delete(task.id);
     }
   }
 
@@ -163,14 +196,7 @@ export class TaskRunner {
   async fail(em: EntityManager, task: Pick<ITask, 'id' | 'sessionId' | 'agentId'>, error: TaskError): Promise<RunOutcome> {
     const failed = await failTask(em, task.id, error);
     if (!failed) return 'skipped';
-    await this.deps.events.append({
-      session_id: failed.sessionId,
-      task_id: failed.id,
-      agent_id: failed.agentId,
-      type: 'task.failed',
-      data: { task: presentTask(failed), error },
-    });
-    await this.deps.dispatcher.advance(em, failed.sessionId);
+    await this.deps.announcer.announce(em, failed);
     return 'failed';
   }
 }

@@ -28,6 +28,7 @@ export function rowToTask(r: Row): ITask {
     createdAt: new Date(r.created_at),
     startedAt: r.started_at ? new Date(r.started_at) : null,
     finishedAt: r.finished_at ? new Date(r.finished_at) : null,
+    notifiedAt: r.notified_at ? new Date(r.notified_at) : null,
     updatedAt: new Date(r.updated_at),
   } as ITask;
 }

@@ -38,12 +38,16 @@ export const Task = defineEntity({
     createdAt: p.datetime().onCreate(() => new Date()),
     startedAt: p.datetime().nullable(),
     finishedAt: p.datetime().nullable(),
+    /** When the end of the task was announced (events published, session advanced); null until then. */
+    notifiedAt: p.datetime().nullable(),
     updatedAt: p.datetime().onCreate(() => new Date()).onUpdate(() => new Date()),
   },
   indexes: [
     { name: 'tasks_session_id_created_at_index', properties: ['sessionId', 'createdAt', 'id'] },
     { name: 'tasks_agent_id_status_index', properties: ['agentId', 'status'] },
     { name: 'tasks_status_created_at_index', properties: ['status', 'createdAt'] },
+    // The sweeper's look-up of ended tasks whose events never went out.
+    { name: 'tasks_unnotified_index', properties: ['finishedAt'], where: "notified_at is null and status in ('completed', 'failed', 'cancelled')" },
   ],
 });
 export type ITask = InferEntity<typeof Task>;

@@ -3,15 +3,15 @@ import { errorResponses } from '../http/openapi.js';
 import { requireAuth } from '../auth/auth.middleware.js';
 import { getSession } from '../sessions/session.service.js';
 import type { AgentQueues } from '../jobs/agent-queues.js';
-import type { EventLog } from '../events/event-log.js';
+import type { Logger } from 'pino';
 import { sessionTasksQuerySchema, taskSchema } from './task.schema.js';
 import { cancelTask, getTask, listSessionTasks, presentTask } from './task.service.js';
-import type { TaskDispatcher } from './task-dispatcher.js';
+import type { TaskAnnouncer } from './task-announcer.js';
 
 export interface TaskRouteDeps {
   queues: AgentQueues;
-  events: EventLog;
-  dispatcher: TaskDispatcher;
+  announcer: TaskAnnouncer;
+  logger: Logger;
 }
 
 export function taskRoutes(api: ApiRouter, deps: TaskRouteDeps): void {
@@ -56,15 +56,17 @@ export function taskRoutes(api: ApiRouter, deps: TaskRouteDeps): void {
     },
     async (ctx, { params }) => {
       const { task, wasRunning } = await cancelTask(ctx.state.em, requireAuth(ctx).id, params.id!);
-      if (task.agentId) {
-        if (wasRunning) await deps.queues.publishCancel(task.id);
-        else await deps.queues.removeWaiting(task.agentId, task.id);
+      // Committed: from here on Redis trouble must not turn the answer into an error. A running
+      // task's worker also notices through its periodic check, and the sweeper announces.
+      try {
+        if (task.agentId && wasRunning) await deps.queues.publishCancel(task.id);
+        else if (task.agentId) await deps.queues.removeWaiting(task.agentId, task.id);
+      } catch (err) {
+        deps.logger.warn({ err, task_id: task.id }, 'could not signal the cancel');
       }
-      const body = presentTask(task);
-      await deps.events.append({ type: 'task.cancelled', session_id: task.sessionId, task_id: task.id, agent_id: task.agentId, data: { task: body } });
-      await deps.dispatcher.advance(ctx.state.em, task.sessionId);
+      await deps.announcer.announceSafely(ctx.state.em, task);
       ctx.status = 202;
-      ctx.body = body;
+      ctx.body = presentTask(task);
     },
   );
 }
