@@ -46,7 +46,8 @@ async function freePort(): Promise<number> {
 }
 
 function run(args: string[], env: Record<string, string>, readyWhen: (out: string) => boolean, ipcReady = false): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', ...args], {
+  const profile = process.env.BENCH_PROFILE_DIR ? [`--cpu-prof`, `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}/${args[1] ?? 'x'}`] : [];
+  const child = spawn(process.execPath, [...profile, '--import', 'tsx', ...args], {
     cwd: root,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
@@ -288,8 +289,9 @@ async function main(): Promise<void> {
     );
     const agentIds = agents.map((a) => a.id);
 
+    const phases = (process.env.BENCH_PHASES ?? '0,1,2,3').split(',');
     console.log('(0) raw BullMQ baseline …');
-    const raw = await baseline(500);
+    const raw = phases.includes('0') || phases.includes('1') ? await baseline(500) : [NaN];
     const rawP50 = pct(raw, 50);
     const rawP99 = pct(raw, 99);
     results.push(`(0) raw BullMQ add → processor start (500 sequential jobs, in-process worker): p50 ${fmt(rawP50)}, p99 ${fmt(rawP99)}`);
@@ -297,6 +299,7 @@ async function main(): Promise<void> {
     const workerEnv = { ...env, CADRE_SERVICE: 'worker' };
     const workers = await Promise.all([0, 1].map(() => run(['src/cli.ts', 'worker'], workerEnv, () => false, true)));
 
+    if (phases.includes('1')) {
     console.log('(1) dispatch latency …');
     const d = await dispatchLatency(api, agentIds[0]!, 300);
     const p50 = pct(d.acceptedToProvider, 50);
@@ -307,8 +310,9 @@ async function main(): Promise<void> {
       `    POST sent by the client → request at provider: p50 ${fmt(pct(d.toProvider, 50))}, p99 ${fmt(pct(d.toProvider, 99))}; ` +
         `POST round trip (202): p50 ${fmt(pct(d.postRtt, 50))}, p99 ${fmt(pct(d.postRtt, 99))}`,
     );
+    }
 
-    for (const n of [100, 1000]) {
+    for (const n of phases.includes('2') ? [100, 1000] : []) {
       console.log(`(2) chunk latency with ${n} streams …`);
       const c = await chunkLatency(api, agentIds, n);
       results.push(
@@ -319,7 +323,7 @@ async function main(): Promise<void> {
     await Promise.all(workers.map(stop));
 
     const tasks = Number(process.env.BENCH_TASKS ?? 2000);
-    for (const count of [1, 2]) {
+    for (const count of phases.includes('3') ? [1, 2] : []) {
       console.log(`(3) throughput with ${count} worker process(es) …`);
       const t = await throughput(api, agentIds, tasks, count, workerEnv, db);
       results.push(

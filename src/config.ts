@@ -22,6 +22,8 @@ export interface Config {
   jwtIssuer: string | undefined;
   jwtAudience: string | undefined;
   jwtExpiresIn: number;
+  /** How long a token's user (existence, role) is cached per API process; 0 disables. */
+  userCacheMs: number;
   adminEmails: string[];
   logLevel: string;
   bodyLimitBytes: number;
@@ -65,6 +67,7 @@ const schema = {
     JWT_ISSUER: { type: 'string', minLength: 1 },
     JWT_AUDIENCE: { type: 'string', minLength: 1 },
     JWT_EXPIRES_IN: { type: 'integer', minimum: 60, maximum: 2592000, default: 3600 },
+    USER_CACHE_MS: { type: 'integer', minimum: 0, maximum: 300000, default: 5000 },
     ADMIN_EMAILS: { type: 'string', default: '' },
     LOG_LEVEL: { enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], default: 'info' },
     BODY_LIMIT_BYTES: { type: 'integer', minimum: 1024, default: 1048576 },
@@ -182,6 +185,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     jwtIssuer: v.JWT_ISSUER,
     jwtAudience: v.JWT_AUDIENCE,
     jwtExpiresIn: v.JWT_EXPIRES_IN,
+    userCacheMs: v.USER_CACHE_MS,
     adminEmails: String(v.ADMIN_EMAILS).split(',').map((s) => s.trim().toLowerCase()).filter(Boolean),
     logLevel: v.LOG_LEVEL,
     bodyLimitBytes: v.BODY_LIMIT_BYTES,

@@ -37,8 +37,17 @@ export class TaskAnnouncer {
       return;
     }
     await this.events.appendMany(events);
-    await this.dispatcher.advance(em, task.sessionId);
-    await em.execute('update tasks set notified_at = now() where id = ?', [task.id]);
+    // Marked first, then the next task enqueued: a crash in between leaves a head without a
+    // job, which the sweeper repairs. Read after the commit, so a message posted while this
+    // task held the session lock is seen.
+    const [next] = await em.execute<Record<string, unknown>[]>(
+      `with n as (update tasks set notified_at = now() where id = ?)
+       select id, session_id, agent_id, status from tasks
+       where session_id = ? and status in ('queued', 'running', 'awaiting_approval')
+       order by created_at, id limit 1`,
+      [task.id, task.sessionId],
+    );
+    if (next?.status === 'queued') await this.dispatcher.enqueueSafely(rowToTask(next));
   }
 
   /** Like `announce`, but never throws: the sweeper retries what fails here. */

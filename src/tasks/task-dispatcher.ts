@@ -19,6 +19,15 @@ export class TaskDispatcher {
     await this.queues.enqueue(task.agentId, 'agent.run', { taskId: task.id, sessionId: task.sessionId, agentId: task.agentId }, task.id);
   }
 
+  /** Like `enqueue`; a failure is logged and left to the sweeper. */
+  async enqueueSafely(task: Pick<ITask, 'id' | 'sessionId' | 'agentId'>): Promise<void> {
+    try {
+      await this.enqueue(task);
+    } catch (err) {
+      this.logger.warn({ err, task_id: task.id }, 'could not enqueue the next task; the sweeper will retry');
+    }
+  }
+
   /** Enqueues the session's head task if it is waiting. Failures are left to the sweeper. */
   async advance(em: EntityManager, sessionId: string): Promise<void> {
     try {

@@ -147,6 +147,8 @@ function runEnv(run: Pick<HarnessState, 'databaseUrl' | 'redisPrefix' | 'jwtSecr
     REDIS_URL: redisUrl,
     REDIS_PREFIX: run.redisPrefix,
     JWT_SECRET: run.jwtSecret,
+    // Tests delete users and change roles and expect the next request to see it.
+    USER_CACHE_MS: '0',
   };
 }
 
