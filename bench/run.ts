@@ -207,6 +207,27 @@ async function dispatchLatency(api: Api, agentId: string, samples: number) {
   return { toProvider, acceptedToProvider, postRtt };
 }
 
+/** First message to agents no worker consumes yet: includes opening the queue consumer. */
+async function coldStart(api: Api, samples: number) {
+  const latencies: number[] = [];
+  for (let i = 0; i < samples; i++) {
+    const agent = await call(api, 'POST', '/v1/agents', { name: `cold-${i}`, system_prompt: 'You are new.', model: `cold-model-${i}` });
+    const session = await call(api, 'POST', '/v1/sessions', { title: 'bench cold start' });
+    let resolve: (at: number) => void = () => {};
+    const arrived = new Promise<number>((r) => (resolve = r));
+    const ctl = await stream(api, session.id, (e) => {
+      if (e.type === 'message.delta') {
+        const s = stamps(e.data.text);
+        if (s.arrival !== undefined) resolve(s.arrival);
+      }
+    });
+    const posted = await call(api, 'POST', `/v1/sessions/${session.id}/messages`, { content: 'first words', agent_id: agent.id });
+    latencies.push((await arrived) - Date.parse(posted.task.created_at));
+    ctl.abort();
+  }
+  return latencies;
+}
+
 async function chunkLatency(api: Api, agentIds: string[], streams: number) {
   const sessions = await pool(Array.from({ length: streams }), 50, () => call(api, 'POST', '/v1/sessions', { title: 'bench stream' }));
   const latencies: number[] = [];
@@ -310,6 +331,8 @@ async function main(): Promise<void> {
       `    POST sent by the client → request at provider: p50 ${fmt(pct(d.toProvider, 50))}, p99 ${fmt(pct(d.toProvider, 99))}; ` +
         `POST round trip (202): p50 ${fmt(pct(d.postRtt, 50))}, p99 ${fmt(pct(d.postRtt, 99))}`,
     );
+    const cold = await coldStart(api, 30);
+    results.push(`    first message to an agent no worker consumed yet (30 agents): accepted → provider p50 ${fmt(pct(cold, 50))}, max ${fmt(Math.max(...cold))}`);
     }
 
     for (const n of phases.includes('2') ? [100, 1000] : []) {

@@ -33,6 +33,8 @@ export interface Config {
   /** Named OpenAI-compatible providers: `name=baseUrl[|apiKey]`, comma separated. */
   providers: Record<string, { baseUrl: string; apiKey: string | undefined }>;
   llmCallTimeoutMs: number;
+  /** Pause between the built-in offline model's chunks, so its replies visibly stream. */
+  offlineChunkDelayMs: number;
   llmMaxRetries: number;
   taskTimeoutMs: number;
   historyMaxMessages: number;
@@ -76,6 +78,7 @@ const schema = {
     OPENAI_API_KEY: { type: 'string', minLength: 1 },
     LLM_PROVIDERS: { type: 'string', default: '' },
     LLM_CALL_TIMEOUT_MS: { type: 'integer', minimum: 100, default: 60000 },
+    OFFLINE_MODEL_CHUNK_DELAY_MS: { type: 'integer', minimum: 0, maximum: 5000, default: 20 },
     LLM_MAX_RETRIES: { type: 'integer', minimum: 0, maximum: 10, default: 3 },
     TASK_TIMEOUT_MS: { type: 'integer', minimum: 1000, default: 300000 },
     HISTORY_MAX_MESSAGES: { type: 'integer', minimum: 0, maximum: 1000, default: 10 },
@@ -194,6 +197,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     openaiApiKey: v.OPENAI_API_KEY,
     providers,
     llmCallTimeoutMs: v.LLM_CALL_TIMEOUT_MS,
+    offlineChunkDelayMs: v.OFFLINE_MODEL_CHUNK_DELAY_MS,
     llmMaxRetries: v.LLM_MAX_RETRIES,
     taskTimeoutMs: v.TASK_TIMEOUT_MS,
     historyMaxMessages: v.HISTORY_MAX_MESSAGES,

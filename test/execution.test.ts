@@ -571,6 +571,26 @@ describe('direct execution (API + 2 worker processes + OpenAI-compatible test se
     expect((await messagesOf(user, sessionId)).filter((m) => m.role === 'assistant')).to.have.length(0);
   });
 
+  it('opens a consumer for an agent only while its queue has work, and releases it when idle', async () => {
+    const { user, agent } = await setup();
+    const queue = queueOf(agent.id);
+    try {
+      expect(await queue.getWorkers(), 'nobody consumes a new agent').to.have.length(0);
+      const sessionId = await newSession(user);
+      const { task } = await post(user, sessionId, agent.id, 'wake up');
+      expect((await waitForTask(user, task.id)).status).to.equal('completed');
+      expect((await queue.getWorkers()).length, 'both workers opened a consumer').to.equal(2);
+      // Test workers close consumers idle for 3 s (WORKER_IDLE_CLOSE_MS) and check every second.
+      const deadline = Date.now() + 10_000;
+      while ((await queue.getWorkers()).length > 0 && Date.now() < deadline) await sleep(250);
+      expect(await queue.getWorkers(), 'idle consumers were closed').to.have.length(0);
+      const again = await post(user, sessionId, agent.id, 'and again');
+      expect((await waitForTask(user, again.task.id)).status, 'a closed queue reopens on new work').to.equal('completed');
+    } finally {
+      await queue.close();
+    }
+  });
+
   it('refuses to boot a worker when a job name has no handler', () => {
     expect(() => assertHandlersComplete({})).to.throw(/agent\.run/);
     expect(() => assertHandlersComplete({ 'agent.run': async () => {} })).to.not.throw();

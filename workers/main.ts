@@ -36,7 +36,7 @@ export async function startWorker(config: Config, logger: Logger): Promise<Worke
   const events = new EventLog(redis, { redisPrefix: config.redisPrefix, maxLength: config.eventLogMaxLength, ttlSeconds: config.eventLogTtlSeconds });
   const dispatcher = new TaskDispatcher(queues, logger);
   const announcer = new TaskAnnouncer(events, dispatcher, logger);
-  const runner = new TaskRunner({ config, orm, llm: new LlmClients(config), events, announcer, logger });
+  const runner = new TaskRunner({ config, orm, llm: new LlmClients(config, { chunkDelayMs: config.offlineChunkDelayMs }), events, announcer, logger });
   const handlers = jobHandlers(runner);
   assertHandlersComplete(handlers);
 
