@@ -62,6 +62,7 @@ export async function runWeb(config: Config, logger: Logger): Promise<void> {
   const stop = async (signal: string) => {
     logger.info({ signal }, 'shutting down api');
     await web.close();
+    logger.info('api stopped');
     process.exit(0);
   };
   process.once('SIGTERM', () => void stop('SIGTERM'));

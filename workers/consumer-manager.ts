@@ -26,6 +26,8 @@ export interface ConsumerManagerDeps {
   handlers: JobHandlers;
   /** Looks up an agent's concurrency limit (null when the agent no longer exists). */
   agentLimit: (agentId: string) => Promise<number | null>;
+  /** Called with a job id whose lock this process lost. */
+  onLockLost: (jobId: string) => void;
   /** Called when a job has used all its attempts. */
   onExhausted: (job: Job, err: Error) => Promise<void>;
 }
@@ -134,6 +136,12 @@ export class ConsumerManager {
       },
     );
     worker.on('error', (err) => logger.warn({ err: err.message, agent_id: agentId }, 'queue consumer error'));
+    // A job whose lock could not be renewed will be run again elsewhere: stop this run, or two
+    // attempts would stream into the same session at once.
+    worker.on('lockRenewalFailed', (jobIds: string[]) => {
+      logger.warn({ job_ids: jobIds, agent_id: agentId }, 'lost job locks; abandoning those runs');
+      for (const id of jobIds) this.deps.onLockLost(id);
+    });
     worker.on('failed', (job, err) => {
       if (!job) return;
       const attempts = job.opts.attempts ?? 1;

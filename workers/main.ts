@@ -48,6 +48,7 @@ export async function startWorker(config: Config, logger: Logger): Promise<Worke
     subscriber,
     queues,
     handlers,
+    onLockLost: (taskId) => runner.abort(taskId, 'lock_lost'),
     agentLimit: async (agentId) => (await orm.em.fork().findOne(Agent, { id: agentId }))?.concurrencyLimit ?? null,
     onExhausted: async (job: Job<JobPayloads['agent.run']>, err) => {
       const { taskId, sessionId, agentId } = job.data;
@@ -91,7 +92,7 @@ export async function startWorker(config: Config, logger: Logger): Promise<Worke
 
 export async function runWorker(config: Config, logger: Logger): Promise<void> {
   const handle = await startWorker(config, logger);
-  logger.info({ pid: process.pid }, 'worker ready');
+  logger.info('worker ready');
   if (process.send) process.send({ type: 'ready' });
   const stop = async (signal: string) => {
     logger.info({ signal, running: handle.runner.running }, 'worker draining');

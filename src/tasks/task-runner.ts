@@ -101,7 +101,7 @@ export class TaskRunner {
   }
 
   /** Aborts the model call of a task running in this process (cancel). */
-  abort(taskId: string, reason: 'cancelled' | 'shutdown'): boolean {
+  abort(taskId: string, reason: 'cancelled' | 'shutdown' | 'lock_lost'): boolean {
     const controller = this.inflight.get(taskId);
     controller?.abort(reason);
     return Boolean(controller);
@@ -180,6 +180,7 @@ export class TaskRunner {
       const reason = signal.reason;
       if (shutdown?.aborted && reason === shutdown.reason) throw new HandBack();
       if (controller.signal.aborted && controller.signal.reason === 'cancelled') return 'cancelled';
+      if (controller.signal.aborted && controller.signal.reason === 'lock_lost') return 'skipped'; // another worker runs it
       if (controller.signal.aborted && controller.signal.reason === 'shutdown') throw new HandBack();
       if (reason instanceof DOMException && reason.name === 'TimeoutError') {
         return this.fail(em, task, { code: 'task_timeout', message: `the task did not finish within ${config.taskTimeoutMs} ms` });
