@@ -228,24 +228,44 @@ async function coldStart(api: Api, samples: number) {
   return latencies;
 }
 
-async function chunkLatency(api: Api, agentIds: string[], streams: number) {
+async function chunkLatency(api: Api, agentIds: string[], streams: number, postsPerSecond?: number) {
   const sessions = await pool(Array.from({ length: streams }), 50, () => call(api, 'POST', '/v1/sessions', { title: 'bench stream' }));
   const latencies: number[] = [];
+  const toPublish: number[] = [];
+  const fromPublish: number[] = [];
   let completed = 0;
   let allDone: () => void = () => {};
   const finished = new Promise<void>((r) => (allDone = r));
   const controllers = await pool(sessions, 100, (s) =>
     stream(api, s.id, (e, at) => {
-      if (e.type === 'message.delta') for (const sent of stamps(e.data.text).sent) latencies.push(at - sent);
+      if (e.type === 'message.delta') {
+        const published = Date.parse(e.ts);
+        fromPublish.push(at - published);
+        for (const sent of stamps(e.data.text).sent) {
+          latencies.push(at - sent);
+          toPublish.push(published - sent);
+        }
+      }
       else if (e.type === 'task.completed' && ++completed === streams) allDone();
     }),
   );
   const t0 = now();
-  await pool(sessions, 50, (s, i) => call(api, 'POST', `/v1/sessions/${s.id}/messages`, { content: `stream ${i}`, agent_id: agentIds[i % agentIds.length] }));
+  if (postsPerSecond) {
+    // Paced: one message every 1/rate s, each to its own stream; replies overlap but never pile up.
+    const posts: Promise<unknown>[] = [];
+    for (let i = 0; i < sessions.length; i++) {
+      const due = t0 + (i * 1000) / postsPerSecond;
+      if (due > now()) await sleep(due - now());
+      posts.push(call(api, 'POST', `/v1/sessions/${sessions[i].id}/messages`, { content: `stream ${i}`, agent_id: agentIds[i % agentIds.length] }));
+    }
+    await Promise.all(posts);
+  } else {
+    await pool(sessions, 50, (s, i) => call(api, 'POST', `/v1/sessions/${s.id}/messages`, { content: `stream ${i}`, agent_id: agentIds[i % agentIds.length] }));
+  }
   await Promise.race([finished, sleep(180_000)]);
   const elapsed = now() - t0;
   for (const c of controllers) c.abort();
-  return { latencies, completed, elapsed };
+  return { latencies, toPublish, fromPublish, completed, elapsed };
 }
 
 async function throughput(api: Api, agentIds: string[], tasks: number, workerCount: number, workerEnv: Record<string, string>, db: pg.Client) {
@@ -285,6 +305,9 @@ async function main(): Promise<void> {
   try {
     const fakePort = await freePort();
     await run(['test/support/fake-llm.ts', '--port', String(fakePort), '--stamp', '--chunks', '20', '--chunk-delay', process.env.BENCH_CHUNK_DELAY_MS ?? '0'], {}, (o) => o.includes('listening'));
+    // A second provider whose replies take 1 s (20 chunks, 50 ms apart), for the paced run.
+    const pacedPort = await freePort();
+    await run(['test/support/fake-llm.ts', '--port', String(pacedPort), '--stamp', '--chunks', '20', '--chunk-delay', '50'], {}, (o) => o.includes('listening'));
     const env = {
       NODE_ENV: 'production',
       LOG_LEVEL: 'warn',
@@ -294,6 +317,7 @@ async function main(): Promise<void> {
       JWT_SECRET: secret,
       OPENAI_BASE_URL: `http://127.0.0.1:${fakePort}/v1`,
       OPENAI_API_KEY: 'bench',
+      LLM_PROVIDERS: `paced=http://127.0.0.1:${pacedPort}/v1|bench`,
       HOST: '127.0.0.1',
     };
     const apiPort = await freePort();
@@ -309,6 +333,9 @@ async function main(): Promise<void> {
       call(api, 'POST', '/v1/agents', { name: `bench-${i}`, system_prompt: 'You are fast.', model: `bench-model-${i}`, concurrency_limit: 50 }),
     );
     const agentIds = agents.map((a) => a.id);
+    const pacedAgents = await pool(Array.from({ length: 20 }), 5, (_, i) =>
+      call(api, 'POST', '/v1/agents', { name: `paced-${i}`, system_prompt: 'You take your time.', model: `paced/bench-model-${i}`, concurrency_limit: 50 }),
+    );
 
     const phases = (process.env.BENCH_PHASES ?? '0,1,2,3').split(',');
     console.log('(0) raw BullMQ baseline …');
@@ -341,6 +368,18 @@ async function main(): Promise<void> {
       results.push(
         `(2) provider chunk → client, ${n} concurrent SSE streams (20 chunks each, ${process.env.BENCH_CHUNK_DELAY_MS ?? '0'} ms apart): p50 ${fmt(pct(c.latencies, 50))}, p99 ${fmt(pct(c.latencies, 99))} ` +
           `over ${c.latencies.length} chunks; ${c.completed}/${n} tasks completed in ${(c.elapsed / 1000).toFixed(1)} s`,
+        `    of which provider → worker publishes the event (ms clock): p50 ${fmt(pct(c.toPublish, 50))}, p99 ${fmt(pct(c.toPublish, 99))}; ` +
+          `event published → client: p50 ${fmt(pct(c.fromPublish, 50))}, p99 ${fmt(pct(c.fromPublish, 99))}`,
+      );
+    }
+    if (phases.includes('2')) {
+      console.log('(2) chunk latency with 1000 streams, paced …');
+      const c = await chunkLatency(api, pacedAgents.map((a) => a.id), 1000, 100);
+      results.push(
+        `(2) paced: 1000 concurrent SSE streams, 100 messages/s, replies of 20 chunks 50 ms apart (~100 replies streaming at once): ` +
+          `p50 ${fmt(pct(c.latencies, 50))}, p99 ${fmt(pct(c.latencies, 99))} over ${c.latencies.length} chunks; ${c.completed}/1000 tasks completed in ${(c.elapsed / 1000).toFixed(1)} s`,
+        `    of which provider → worker publishes the event (ms clock): p50 ${fmt(pct(c.toPublish, 50))}, p99 ${fmt(pct(c.toPublish, 99))}; ` +
+          `event published → client: p50 ${fmt(pct(c.fromPublish, 50))}, p99 ${fmt(pct(c.fromPublish, 99))}`,
       );
     }
     await Promise.all(workers.map(stop));

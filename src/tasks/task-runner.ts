@@ -34,21 +34,19 @@ const estimateTokens = (text: string) => Math.ceil(text.length / 4) + 4;
 
 /**
  * Coalesces token chunks into `message.delta` events: at most one Redis write per
- * `flushMs` per task, in order, however fast the model streams.
+ * `flushMs` per task, however fast the model streams. Appends are not chained on each
+ * other's replies: commands on one connection run in the order they are sent (the script is
+ * preloaded, so no NOSCRIPT retry can reorder them), which keeps the events in order.
  */
 class DeltaBuffer {
   private text = '';
   private timer: NodeJS.Timeout | undefined;
-  private chain: Promise<unknown>;
+  private last: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly flushMs: number,
-    /** Deltas go out after this (the task.started event). */
-    after: Promise<unknown>,
     private readonly publish: (text: string) => Promise<unknown>,
-  ) {
-    this.chain = after.catch(() => {});
-  }
+  ) {}
 
   push(chunk: string): void {
     this.text += chunk;
@@ -56,15 +54,18 @@ class DeltaBuffer {
     else this.timer ??= setTimeout(() => this.flush(), this.flushMs);
   }
 
+  /** Sends what is buffered; resolves once everything sent so far is stored. */
   flush(): Promise<unknown> {
     clearTimeout(this.timer);
     this.timer = undefined;
     if (this.text) {
       const text = this.text;
       this.text = '';
-      this.chain = this.chain.then(() => this.publish(text)).catch(() => {});
+      const previous = this.last;
+      const sent = this.publish(text);
+      this.last = Promise.allSettled([previous, sent]);
     }
-    return this.chain;
+    return this.last;
   }
 }
 
@@ -157,15 +158,16 @@ export class TaskRunner {
     if (!agent) return this.fail(em, task, { code: 'agent_not_found', message: 'the agent was deleted before the task ran' });
 
     const target = llm.describe(agent.model);
-    // Not awaited: the model call starts now, and every later event is chained after this one.
+    // Not awaited: the model call starts now; later events are sent after it on the same connection.
     const started = events.append({ ...base, type: 'task.started', data: { attempt: task.attempts, model: target.model, provider: target.provider } });
     const params: ModelParams = { ...agent.params, ...(task.input.params ?? {}) };
     const messages = this.buildPrompt(claimed, agent.systemPrompt);
     const signals = [controller.signal, AbortSignal.timeout(config.taskTimeoutMs)];
     if (shutdown) signals.push(shutdown);
     const signal = AbortSignal.any(signals);
-    const deltas = new DeltaBuffer(config.deltaFlushMs, started, (text) =>
-      events.append({ ...base, type: 'message.delta', data: { text, attempt: task.attempts } }),
+    started.catch((err) => log.warn({ err }, 'could not publish task.started'));
+    const deltas = new DeltaBuffer(config.deltaFlushMs, (text) =>
+      events.append({ ...base, type: 'message.delta', data: { text, attempt: task.attempts } }).catch((err) => log.warn({ err }, 'could not publish a delta')),
     );
 
     try {
