@@ -78,12 +78,6 @@ export class EventHub {
     this.lostHandlers.push(handler);
   }
 
-  get streamCount(): number {
-    let n = 0;
-    for (const set of this.listeners.values()) n += set.size;
-    return n;
-  }
-
   close(): void {
     this.closed = true;
     this.listeners.clear();

@@ -76,13 +76,6 @@ export class AgentQueues {
     }
   }
 
-  async hasJob(agentId: string, jobId: string): Promise<boolean> {
-    const job = await this.queue(agentId).getJob(jobId);
-    if (!job) return false;
-    const state = await job.getState();
-    return state !== 'completed' && state !== 'failed' && state !== 'unknown';
-  }
-
   async dropAgent(agentId: string): Promise<void> {
     const queue = this.queue(agentId);
     await queue.obliterate({ force: true }).catch(() => {});

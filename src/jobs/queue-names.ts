@@ -1,11 +1,8 @@
 /** BullMQ key prefix for a deployment: every queue lives under `<REDIS_PREFIX>:q:`. */
 export const bullPrefix = (redisPrefix: string) => `${redisPrefix}:q`;
 
-const AGENT_QUEUE = /^agent-([0-9a-f-]{36})$/;
-
 /** One queue per agent, so each agent's concurrency limit is its queue's global concurrency. */
 export const agentQueueName = (agentId: string) => `agent-${agentId}`;
-export const agentIdFromQueue = (queueName: string) => AGENT_QUEUE.exec(queueName)?.[1];
 
 /** Redis keys outside BullMQ that coordinate the consumers. */
 export const activityKeys = (redisPrefix: string) => ({

@@ -1,12 +1,10 @@
-import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { AgentQueues } from '../jobs/agent-queues.js';
 import type { ITask } from './task.entity.js';
-import { sessionHead } from './task.service.js';
 
 /**
- * Puts a session's next task on its agent's queue. Called after a message is posted and
- * after any task of the session ends; enqueueing is idempotent (job id = task id).
+ * Puts a session's next task on its agent's queue, after a message is posted and after a
+ * task of the session ends; enqueueing is idempotent (job id = task id).
  */
 export class TaskDispatcher {
   constructor(
@@ -25,16 +23,6 @@ export class TaskDispatcher {
       await this.enqueue(task);
     } catch (err) {
       this.logger.warn({ err, task_id: task.id }, 'could not enqueue the next task; the sweeper will retry');
-    }
-  }
-
-  /** Enqueues the session's head task if it is waiting. Failures are left to the sweeper. */
-  async advance(em: EntityManager, sessionId: string): Promise<void> {
-    try {
-      const head = await sessionHead(em.fork(), sessionId);
-      if (head?.status === 'queued') await this.enqueue(head);
-    } catch (err) {
-      this.logger.warn({ err, session_id: sessionId }, 'could not enqueue the next task; the sweeper will retry');
     }
   }
 }

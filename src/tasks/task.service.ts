@@ -36,18 +36,6 @@ export async function listSessionTasks(em: EntityManager, sessionId: string, lim
 }
 
 /**
- * The task a session should run now: its oldest unfinished one. Tasks of a session run one
- * at a time in posting order, so only this one may be on a queue.
- */
-export async function sessionHead(em: EntityManager, sessionId: string): Promise<ITask | null> {
-  return em.findOne(
-    Task,
-    { sessionId, status: { $in: ['queued', 'running', 'awaiting_approval'] } },
-    { orderBy: { createdAt: 'asc', id: 'asc' } },
-  );
-}
-
-/**
  * Every change that ends a task locks its session row first: posting a message takes the
  * same lock, so "is this the head of the session?" is never answered from a stale view.
  */
