@@ -51,8 +51,7 @@ export async function startWorker(config: Config, logger: Logger): Promise<Worke
     onLockLost: (taskId) => runner.abort(taskId, 'lock_lost'),
     agentLimit: async (agentId) => (await orm.em.fork().findOne(Agent, { id: agentId }))?.concurrencyLimit ?? null,
     onExhausted: async (job: Job<JobPayloads['agent.run']>, err) => {
-      const { taskId, sessionId, agentId } = job.data;
-      await runner.fail(orm.em.fork(), { id: taskId, sessionId, agentId }, { code: 'internal_error', message: err?.message ?? 'the job failed' });
+      await announcer.fail(orm.em.fork(), job.data.taskId, { code: 'internal_error', message: err?.message ?? 'the job failed' });
     },
   });
   const cancelChannel = activityKeys(config.redisPrefix).cancelChannel;
@@ -67,7 +66,6 @@ export async function startWorker(config: Config, logger: Logger): Promise<Worke
     queues,
     dispatcher,
     announcer,
-    runner,
     logger,
     redisPrefix: config.redisPrefix,
     intervalMs: config.sweepIntervalMs,

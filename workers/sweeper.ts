@@ -4,7 +4,6 @@ import type { Logger } from 'pino';
 import type { AgentQueues } from '../src/jobs/agent-queues.js';
 import type { TaskAnnouncer } from '../src/tasks/task-announcer.js';
 import type { TaskDispatcher } from '../src/tasks/task-dispatcher.js';
-import type { TaskRunner } from '../src/tasks/task-runner.js';
 
 interface HeadRow {
   id: string;
@@ -33,7 +32,6 @@ export class Sweeper {
       queues: AgentQueues;
       dispatcher: TaskDispatcher;
       announcer: TaskAnnouncer;
-      runner: TaskRunner;
       logger: Logger;
       redisPrefix: string;
       intervalMs: number;
@@ -70,7 +68,7 @@ export class Sweeper {
       if (!head.agent_id || head.status === 'awaiting_approval') continue;
       const task = { id: head.id, sessionId: head.session_id, agentId: head.agent_id };
       if (!head.agent_exists) {
-        await this.deps.runner.fail(em, task, { code: 'agent_not_found', message: 'the agent was deleted before the task ran' });
+        await announcer.fail(em, task.id, { code: 'agent_not_found', message: 'the agent was deleted before the task ran' });
         repaired += 1;
         continue;
       }
@@ -81,10 +79,7 @@ export class Sweeper {
         // The job is there; make sure some worker knows its agent has work.
         await queues.announce(head.agent_id);
       } else if (state === 'failed') {
-        await this.deps.runner.fail(em, task, {
-          code: 'internal_error',
-          message: job?.failedReason || 'the job failed',
-        });
+        await announcer.fail(em, task.id, { code: 'internal_error', message: job?.failedReason || 'the job failed' });
         repaired += 1;
       } else if (state === 'missing' || state === 'unknown' || state === 'completed') {
         if (job && state === 'completed') await job.remove().catch(() => {});

@@ -5,7 +5,6 @@ import { isUuid } from '../db/ids.js';
 import { decodeCursor, encodeCursor, olderThan } from '../db/pagination.js';
 import type { AgentQueues } from '../jobs/agent-queues.js';
 import { Task } from '../tasks/task.entity.js';
-import { failTask } from '../tasks/task.service.js';
 import type { TaskAnnouncer } from '../tasks/task-announcer.js';
 import { Agent, type IAgent } from './agent.entity.js';
 import type { AgentBody } from './agent.schema.js';
@@ -109,9 +108,8 @@ export class AgentService {
     await em.remove(agent).flush();
     await this.queues.dropAgent(agent.id).catch(() => {});
     for (const task of unfinished) {
-      if (task.status !== 'queued') await this.queues.publishCancel(task.id).catch(() => {});
-      const failed = await failTask(em, task.id, { code: 'agent_deleted', message: 'the agent was deleted' });
-      if (failed) await this.announcer.announceSafely(em, failed);
+      if (task.status !== 'queued') await this.queues.publishCancel(task.id).catch(() => {}); // its queue is already gone
+      await this.announcer.fail(em, task.id, { code: 'agent_deleted', message: 'the agent was deleted' });
     }
   }
 }

@@ -18,14 +18,14 @@ function typeOf(raw: string): string {
   return m ? m[1]! : 'message';
 }
 
+/** A client this far behind is cut off; it resumes with Last-Event-ID when it catches up. */
+const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
+
 /**
  * A session's event stream: subscribe first (buffering), then replay the log after the
  * client's last id, then drain the buffer and go live, dropping any id already sent.
  * That ordering is what makes resumption free of gaps and duplicates.
  */
-/** A client this far behind is cut off; it resumes with Last-Event-ID when it catches up. */
-const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
-
 export class SessionStreams {
   private readonly open = new Set<PassThrough>();
   private closing = false;
@@ -89,10 +89,6 @@ export class SessionStreams {
       out.destroy(err as Error);
     }
     return out;
-  }
-
-  get size(): number {
-    return this.open.size;
   }
 
   /** Ends every stream; clients reconnect with Last-Event-ID and miss nothing. */

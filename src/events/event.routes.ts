@@ -35,7 +35,8 @@ export function eventRoutes(api: ApiRouter, streams: SessionStreams, heartbeatMs
         throw new ValidationError([{ path: 'Last-Event-ID', message: 'must be a non-negative integer', keyword: 'pattern' }]);
       }
       const raw = header || query.last_event_id;
-      const format = query.format ?? (ctx.accepts('text/event-stream', 'application/x-ndjson') === 'text/event-stream' && ctx.get('Accept').includes('text/event-stream') ? 'sse' : 'ndjson');
+      // SSE only when asked for by name: a client accepting anything gets NDJSON.
+      const format = query.format ?? (ctx.get('Accept').includes('text/event-stream') ? 'sse' : 'ndjson');
       const stream = await streams.connect({
         sessionId: session.id,
         format,

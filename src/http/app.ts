@@ -91,10 +91,7 @@ export function createApp(deps: AppDeps): CadreApp {
     beforeDelete: async (em, sessionId) => {
       const running = await em.find(Task, { sessionId, status: { $in: ['running', 'awaiting_approval', 'queued'] } });
       return async () => {
-        for (const t of running) {
-          if (t.status === 'queued' && t.agentId) await queues.removeWaiting(t.agentId, t.id);
-          else await queues.publishCancel(t.id);
-        }
+        for (const t of running) await queues.stopTask(t);
         await events.drop(sessionId);
       };
     },

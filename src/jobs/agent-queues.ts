@@ -50,8 +50,7 @@ export class AgentQueues {
    * consumer) in the same round trip: commands on one connection run in the order sent.
    */
   async enqueue<N extends JobName>(agentId: string, name: N, payload: JobPayloads[N], jobId: string): Promise<void> {
-    const announced = this.options.redis.multi().sadd(this.keys.activeAgents, agentId).publish(this.keys.activityChannel, agentId).exec();
-    await Promise.all([announced, this.queue(agentId).add(name, payload, this.jobOptions(jobId))]);
+    await Promise.all([this.announce(agentId), this.queue(agentId).add(name, payload, this.jobOptions(jobId))]);
   }
 
   /** Marks the agent as having work and tells the workers (the sweeper's repair). */
@@ -86,6 +85,12 @@ export class AgentQueues {
 
   async publishCancel(taskId: string): Promise<void> {
     await this.options.redis.publish(this.keys.cancelChannel, taskId);
+  }
+
+  /** Stops a task's job: a waiting one is removed, a running one's worker aborts it. */
+  async stopTask(task: { id: string; agentId: string | null | undefined; status: string }): Promise<void> {
+    if (task.status === 'queued' && task.agentId) await this.removeWaiting(task.agentId, task.id);
+    else await this.publishCancel(task.id);
   }
 
   async close(): Promise<void> {

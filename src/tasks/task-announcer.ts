@@ -4,9 +4,9 @@ import type { EventInput } from '../events/event-types.js';
 import type { EventLog } from '../events/event-log.js';
 import { presentMessage } from '../sessions/session.service.js';
 import type { IMessage } from '../messages/message.entity.js';
-import type { ITask } from './task.entity.js';
+import type { ITask, TaskError } from './task.entity.js';
 import type { TaskDispatcher } from './task-dispatcher.js';
-import { presentTask } from './task.service.js';
+import { failTask, presentTask } from './task.service.js';
 import { rowToMessage, rowToTask } from './task-store.js';
 
 /**
@@ -48,6 +48,16 @@ export class TaskAnnouncer {
       [task.id, task.sessionId],
     );
     if (next?.status === 'queued') await this.dispatcher.enqueueSafely(rowToTask(next));
+  }
+
+  /**
+   * Ends an unfinished task as failed and announces it (`task.failed`, the session moves on).
+   * Returns false when it had already ended. An announcement that fails is left to the sweeper.
+   */
+  async fail(em: EntityManager, taskId: string, error: TaskError): Promise<boolean> {
+    const failed = await failTask(em, taskId, error);
+    if (failed) await this.announceSafely(em, failed);
+    return Boolean(failed);
   }
 
   /** Like `announce`, but never throws: the sweeper retries what fails here. */

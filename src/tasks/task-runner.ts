@@ -5,11 +5,10 @@ import type { ModelParams } from '../agents/agent.entity.js';
 import type { EventLog } from '../events/event-log.js';
 import { LlmError, type ChatMessage, type LlmClients } from '../llm/llm-client.js';
 import type { ITask, TaskError } from './task.entity.js';
-import { failTask } from './task.service.js';
 import type { TaskAnnouncer } from './task-announcer.js';
 import { claimTask, completeTaskRow, type ClaimedTask } from './task-store.js';
 
-export type RunOutcome = 'completed' | 'failed' | 'cancelled' | 'skipped' | 'handed_back';
+export type RunOutcome = 'completed' | 'failed' | 'cancelled' | 'skipped';
 
 /** Thrown inside a run when the process is shutting down: the job goes back to the queue. */
 export class HandBack extends Error {
@@ -101,15 +100,11 @@ export class TaskRunner {
     return this.inflight.size;
   }
 
-  /** Aborts the model call of a task running in this process (cancel). */
-  abort(taskId: string, reason: 'cancelled' | 'shutdown' | 'lock_lost'): boolean {
+  /** Aborts the model call of a task running in this process: cancelled, or its job lock was lost. */
+  abort(taskId: string, reason: 'cancelled' | 'lock_lost'): boolean {
     const controller = this.inflight.get(taskId);
     controller?.abort(reason);
     return Boolean(controller);
-  }
-
-  abortAll(reason: 'shutdown'): void {
-    for (const controller of this.inflight.values()) controller.abort(reason);
   }
 
   /**
@@ -179,11 +174,11 @@ export class TaskRunner {
       return 'completed';
     } catch (err) {
       await deltas.flush();
+      // Whichever signal fired first decides: shutdown, cancel, lost lock or the task timeout.
       const reason = signal.reason;
       if (shutdown?.aborted && reason === shutdown.reason) throw new HandBack();
-      if (controller.signal.aborted && controller.signal.reason === 'cancelled') return 'cancelled';
-      if (controller.signal.aborted && controller.signal.reason === 'lock_lost') return 'skipped'; // another worker runs it
-      if (controller.signal.aborted && controller.signal.reason === 'shutdown') throw new HandBack();
+      if (reason === 'cancelled') return 'cancelled';
+      if (reason === 'lock_lost') return 'skipped'; // another worker runs it
       if (reason instanceof DOMException && reason.name === 'TimeoutError') {
         return this.fail(em, task, { code: 'task_timeout', message: `the task did not finish within ${config.taskTimeoutMs} ms` });
       }
@@ -195,11 +190,7 @@ export class TaskRunner {
     }
   }
 
-  /** Ends a task as failed, publishes `task.failed` and lets the session move on. */
-  async fail(em: EntityManager, task: Pick<ITask, 'id' | 'sessionId' | 'agentId'>, error: TaskError): Promise<RunOutcome> {
-    const failed = await failTask(em, task.id, error);
-    if (!failed) return 'skipped';
-    await this.deps.announcer.announce(em, failed);
-    return 'failed';
+  private async fail(em: EntityManager, task: Pick<ITask, 'id'>, error: TaskError): Promise<RunOutcome> {
+    return (await this.deps.announcer.fail(em, task.id, error)) ? 'failed' : 'skipped';
   }
 }

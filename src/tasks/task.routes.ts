@@ -55,12 +55,11 @@ export function taskRoutes(api: ApiRouter, deps: TaskRouteDeps): void {
       responses: { 202: { description: 'cancelled', schema: taskSchema }, ...errorResponses(401, 404, 409) },
     },
     async (ctx, { params }) => {
-      const { task, wasRunning } = await cancelTask(ctx.state.em, requireAuth(ctx).id, params.id!);
+      const { task, previousStatus } = await cancelTask(ctx.state.em, requireAuth(ctx).id, params.id!);
       // Committed: from here on Redis trouble must not turn the answer into an error. A running
       // task's worker also notices through its periodic check, and the sweeper announces.
       try {
-        if (task.agentId && wasRunning) await deps.queues.publishCancel(task.id);
-        else if (task.agentId) await deps.queues.removeWaiting(task.agentId, task.id);
+        await deps.queues.stopTask({ id: task.id, agentId: task.agentId, status: previousStatus });
       } catch (err) {
         deps.logger.warn({ err, task_id: task.id }, 'could not signal the cancel');
       }

@@ -59,18 +59,18 @@ export async function failTask(em: EntityManager, taskId: string, error: TaskErr
   });
 }
 
-/** Cancels a task of the user's. Returns the task and whether it was already on a worker. */
-export async function cancelTask(em: EntityManager, userId: string, taskId: string): Promise<{ task: ITask; wasRunning: boolean }> {
+/** Cancels a task of the user's. Returns the task and the status it had before. */
+export async function cancelTask(em: EntityManager, userId: string, taskId: string): Promise<{ task: ITask; previousStatus: ITask['status'] }> {
   const found = await getTask(em, userId, taskId);
   return em.transactional(async (tx) => {
     await lockSession(tx, found.sessionId);
     const task = await tx.findOne(Task, { id: taskId }, { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true });
     if (!task) throw new NotFoundError('task');
     if (isTerminal(task)) throw new ConflictError('task_finished', `task is already ${task.status}`);
-    const wasRunning = task.status !== 'queued';
+    const previousStatus = task.status;
     task.status = 'cancelled';
     task.finishedAt = new Date();
     await tx.flush();
-    return { task, wasRunning };
+    return { task, previousStatus };
   });
 }
